@@ -1,0 +1,108 @@
+# pyexec: run untrusted Python for HTTP clients.  See README.md.
+#
+#   make              build build/pyexec-sessiond and build/pyexec-fcgi
+#   make run          install what is missing, build, serve on 127.0.0.1:8000
+#   make start PORT=N / make stop PORT=N   the same stack in the background
+#   make test         unit tests, then integration tests against real web servers
+#   make asan         the same programs with AddressSanitizer + UBSan (build-asan/)
+#   make install      PREFIX=/usr/local DESTDIR=
+
+PREFIX	?= /usr/local
+DESTDIR	?=
+PORT	?= 8000
+BUILD	?= build
+
+CC	?= cc
+CFLAGS	?= -O2 -g
+WARN	 = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	   -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wswitch-enum
+# The interpreter is Debian's python3.11, found through pkg-config: never
+# through the python3 first on PATH, which may be another build.
+PY_CFLAGS := $(shell pkg-config --cflags python3-embed 2>/dev/null)
+PY_LIBS	  := $(shell pkg-config --libs python3-embed 2>/dev/null)
+PY_HOME	  := $(shell pkg-config --variable=prefix python3-embed 2>/dev/null)
+PY_VER	  := $(shell pkg-config --modversion python3-embed 2>/dev/null)
+JSON_CFLAGS := $(shell pkg-config --cflags json-c 2>/dev/null)
+JSON_LIBS := $(shell pkg-config --libs json-c 2>/dev/null)
+SECCOMP_LIBS := $(shell pkg-config --libs libseccomp 2>/dev/null)
+CAP_LIBS  := $(shell pkg-config --libs libcap 2>/dev/null)
+
+CPPFLAGS += -D_GNU_SOURCE -Icommon -Isessions -Isandbox -Ifcgi_app \
+	    -DPYEXEC_PY_HOME='"$(PY_HOME)"' \
+	    -DPYEXEC_PY_STDLIB='"$(PY_HOME)/lib/python$(PY_VER)"' \
+	    -DPYEXEC_PY_SITE='"$(PY_HOME)/lib/python3/dist-packages"'
+ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) $(CPPFLAGS)
+
+COMMON_SRCS  = common/log.c common/cfg.c
+SANDBOX_SRCS = $(wildcard sandbox/*.c)
+SESSIOND_SRCS = $(COMMON_SRCS) sessions/proto.c sessions/sess_cgroup.c \
+		sessions/sessiond.c sessions/zygote.c sessions/child.c $(SANDBOX_SRCS)
+FCGI_SRCS    = $(COMMON_SRCS) sessions/proto.c sessions/sess_client.c \
+		fcgi_app/fcgi_json.c fcgi_app/fcgi_req.c fcgi_app/fcgi_main.c
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+PROGS = $(BUILD)/pyexec-sessiond $(BUILD)/pyexec-fcgi
+
+all: $(PROGS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PY_CFLAGS) $(JSON_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/pyexec-sessiond: $(call obj,$(SESSIOND_SRCS))
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PY_LIBS) $(SECCOMP_LIBS) $(CAP_LIBS)
+
+$(BUILD)/pyexec-fcgi: $(call obj,$(FCGI_SRCS))
+	$(CC) $(CFLAGS) $(LDFLAGS) -pthread -o $@ $^ -lfcgi $(JSON_LIBS)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- unit tests: each links the module it tests and nothing else ----
+UNIT = test_proto test_fcgi_req test_cfg test_sandbox
+test_proto_SRCS	    = sessions/proto.c
+test_fcgi_req_SRCS  = fcgi_app/fcgi_req.c fcgi_app/fcgi_json.c sessions/proto.c
+test_fcgi_req_LIBS  = $(JSON_LIBS)
+test_cfg_SRCS	    = common/cfg.c common/log.c
+test_sandbox_SRCS   = $(SANDBOX_SRCS)
+test_sandbox_LIBS   = $(SECCOMP_LIBS) $(CAP_LIBS)
+
+UNIT_BINS = $(addprefix $(BUILD)/tests/,$(UNIT))
+
+.SECONDEXPANSION:
+$(BUILD)/tests/%: tests/unit/%.c $$(call obj,$$($$*_SRCS))
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(JSON_CFLAGS) -Itests/unit -o $@ $^ $($*_LIBS) -pthread
+
+unit: $(UNIT_BINS)
+
+# ---- the development stack ----
+deps:
+	@deploy/install-deps.sh
+
+run: deps all
+	@deploy/stack.sh run $(PORT)
+
+start: deps all
+	@deploy/stack.sh start $(PORT)
+
+stop:
+	@deploy/stack.sh stop $(PORT)
+
+# make test: build, then every test; the last line is "N passed, N failed[, N skipped]".
+test: deps all unit
+	@tests/run.sh $(BUILD)
+
+asan:
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+		LDFLAGS="-fsanitize=address,undefined" all unit
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/pyexec
+	install -m 0755 $(BUILD)/pyexec-sessiond $(BUILD)/pyexec-fcgi $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0644 deploy/pyexec.conf $(DESTDIR)/etc/pyexec/pyexec.conf
+
+clean:
+	rm -rf build build-asan
+
+.PHONY: all unit deps run start stop test asan install clean

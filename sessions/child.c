@@ -1,0 +1,339 @@
+/*
+ * A session child: forked from the zygote, it waits until its parent has
+ * placed it in its cgroup, enters the sandbox, and then serves executions
+ * from the daemon over its control socket (SESS_CHILD_CTL_FD) for as long as
+ * the session lives.  From the first byte of user code on, everything this
+ * process does is untrusted: the daemon believes nothing it says beyond its
+ * own session.
+ *
+ * Code mode runs the code like `python3 < file`: compiled as "<stdin>" in
+ * exec mode, in the persistent namespace of __main__, tracebacks printed by
+ * the interpreter itself.  Script mode runs a script once, calls its main()
+ * and returns the JSON of what main() returned.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <sys/prctl.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "proto.h"
+#include "sbx.h"
+#include "sess.h"
+
+static const struct cfg	*ccfg;
+static struct proto_msg	 crx;
+static PyObject		*c_compile;	/* builtins.compile */
+static PyObject		*c_main_dict;	/* __main__.__dict__: the session's state */
+
+static void __attribute__((noreturn))
+child_die(void)
+{
+	_exit(1);
+}
+
+static void
+child_send(uint8_t type, uint16_t flags, const void *p, size_t len)
+{
+	/* The daemon reads at once; failing to reach it means it is gone. */
+	if (proto_send(SESS_CHILD_CTL_FD, type, flags, 0, p, len, NULL, 0) == -1)
+		child_die();
+}
+
+static void
+child_fail(const char *why)
+{
+	child_send(PROTO_CHILD_FAIL, PROTO_F_END, why, strlen(why));
+	child_die();
+}
+
+/* Flushes what Python buffered for fds 1 and 2, ignoring errors. */
+static void
+child_flush(void)
+{
+	static const char *const names[] = { "stdout", "stderr", "__stdout__", "__stderr__" };
+	PyObject *f, *r;
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if ((f = PySys_GetObject(names[i])) == NULL || f == Py_None)
+			continue;
+		if ((r = PyObject_CallMethod(f, "flush", NULL)) == NULL)
+			PyErr_Clear();
+		else
+			Py_DECREF(r);
+	}
+}
+
+/*
+ * SystemExit ends the execution, not the session.  As the interpreter does at
+ * its top level, a code that is neither None nor an integer is printed.
+ */
+static void
+child_system_exit(void)
+{
+	PyObject *type, *value, *tb, *code = NULL, *f;
+
+	PyErr_Fetch(&type, &value, &tb);
+	PyErr_NormalizeException(&type, &value, &tb);
+	if (value != NULL && (code = PyObject_GetAttrString(value, "code")) == NULL)
+		PyErr_Clear();
+	if (code != NULL && code != Py_None && !PyLong_Check(code)) {
+		f = PySys_GetObject("stderr");
+		if (f != NULL && f != Py_None &&
+		    (PyFile_WriteObject(code, f, Py_PRINT_RAW) == -1 ||
+		    PyFile_WriteString("\n", f) == -1))
+			PyErr_Clear();
+	}
+	Py_XDECREF(code);
+	Py_XDECREF(type);
+	Py_XDECREF(value);
+	Py_XDECREF(tb);
+}
+
+/* Prints the pending exception as python3 would; notes a MemoryError. */
+static void
+child_report(int *memerr)
+{
+	if (PyErr_ExceptionMatches(PyExc_SystemExit)) {
+		child_system_exit();
+		return;
+	}
+	if (PyErr_ExceptionMatches(PyExc_MemoryError))
+		*memerr = 1;
+	PyErr_PrintEx(0);	/* 0: keep no sys.last_* references */
+}
+
+static PyObject *
+child_compile(const char *code, size_t len, const char *filename)
+{
+	PyObject *src, *co;
+
+	if ((src = PyUnicode_DecodeUTF8(code, (Py_ssize_t)len, "replace")) == NULL)
+		return NULL;
+	co = PyObject_CallFunction(c_compile, "Oss", src, filename, "exec");
+	Py_DECREF(src);
+	return co;
+}
+
+static int
+child_run_code(const char *code, size_t len)
+{
+	PyObject *co, *r = NULL;
+	int memerr = 0;
+
+	if ((co = child_compile(code, len, "<stdin>")) != NULL) {
+		r = PyEval_EvalCode(co, c_main_dict, c_main_dict);
+		Py_DECREF(co);
+	}
+	if (r == NULL)
+		child_report(&memerr);
+	Py_XDECREF(r);
+	return memerr ? PROTO_D_MEMERR : PROTO_D_OK;
+}
+
+/*
+ * Script mode, in a module of its own (named __script__, so that an
+ * `if __name__ == "__main__"` block does not call main() a second time).
+ * Returns the DONE status; on PROTO_D_RESULT *json holds main()'s value.
+ */
+static int
+child_run_script(const char *code, size_t len, PyObject **json)
+{
+	PyObject *mod = NULL, *dict, *co = NULL, *r = NULL, *fn, *res = NULL,
+	    *jmod = NULL, *kw = NULL;
+	int status = PROTO_D_OK, memerr = 0;
+
+	*json = NULL;
+	if ((co = child_compile(code, len, "<script>")) == NULL) {
+		/* A script that does not parse has no main() to call. */
+		PyErr_Clear();
+		return PROTO_D_NO_MAIN;
+	}
+	if ((mod = PyImport_AddModule("__script__")) == NULL)
+		goto fail;
+	dict = PyModule_GetDict(mod);
+	if (PyDict_SetItemString(dict, "__builtins__", PyEval_GetBuiltins()) == -1)
+		goto fail;
+	if ((r = PyEval_EvalCode(co, dict, dict)) == NULL)
+		goto fail;
+	fn = PyDict_GetItemString(dict, "main");	/* borrowed */
+	if (fn == NULL || !PyCallable_Check(fn)) {
+		status = PROTO_D_NO_MAIN;
+		goto out;
+	}
+	if ((res = PyObject_CallNoArgs(fn)) == NULL)
+		goto fail;
+	if ((jmod = PyImport_ImportModule("json")) == NULL ||
+	    (kw = Py_BuildValue("{s:O}", "allow_nan", Py_False)) == NULL)
+		goto fail;
+	{
+		PyObject *dumps = PyObject_GetAttrString(jmod, "dumps"), *args;
+
+		if (dumps == NULL)
+			goto fail;
+		args = PyTuple_Pack(1, res);
+		*json = args ? PyObject_Call(dumps, args, kw) : NULL;
+		Py_XDECREF(args);
+		Py_DECREF(dumps);
+	}
+	if (*json == NULL) {
+		/* TypeError, ValueError (NaN, cycles), RecursionError...: not JSON. */
+		if (PyErr_ExceptionMatches(PyExc_MemoryError))
+			goto fail;
+		PyErr_Clear();
+		status = PROTO_D_NOT_JSON;
+		goto out;
+	}
+	status = PROTO_D_RESULT;
+	goto out;
+fail:
+	child_report(&memerr);
+	status = memerr ? PROTO_D_MEMERR : PROTO_D_OK;
+out:
+	Py_XDECREF(co);
+	Py_XDECREF(r);
+	Py_XDECREF(res);
+	Py_XDECREF(jmod);
+	Py_XDECREF(kw);
+	return status;
+}
+
+/* Receives one PROTO_RUN and its code.  Returns the code (malloc'd). */
+static char *
+child_recv_run(struct proto_run *run)
+{
+	char *code;
+	uint32_t got = 0;
+	int r;
+
+	do
+		r = proto_recv(SESS_CHILD_CTL_FD, &crx);
+	while (r == -1 && errno == EINTR);
+	if (r != 1 || crx.pm_hdr.ph_type != PROTO_RUN ||
+	    !proto_payload_is(&crx, sizeof(*run)))
+		child_die();	/* the daemon closed the link, or spoke nonsense */
+	memcpy(run, crx.pm_payload, sizeof(*run));
+	if (run->prn_code_len > ccfg->max_body)
+		child_die();
+	if ((code = malloc(run->prn_code_len + 1)) == NULL)
+		child_die();
+	for (;;) {
+		do
+			r = proto_recv(SESS_CHILD_CTL_FD, &crx);
+		while (r == -1 && errno == EINTR);
+		if (r != 1 || crx.pm_hdr.ph_type != PROTO_DATA ||
+		    crx.pm_hdr.ph_len > run->prn_code_len - got)
+			child_die();
+		memcpy(code + got, crx.pm_payload, crx.pm_hdr.ph_len);
+		got += crx.pm_hdr.ph_len;
+		if (crx.pm_hdr.ph_flags & PROTO_F_END)
+			break;
+	}
+	if (got != run->prn_code_len)
+		child_die();
+	code[got] = '\0';
+	return code;
+}
+
+/* Each session gets its own random state, not the zygote's copy. */
+static void
+child_reseed(void)
+{
+	static const char reseed[] =
+	    "import random as _r, sys as _s\n"
+	    "_r.seed()\n"
+	    "_n = _s.modules.get('numpy')\n"
+	    "if _n is not None:\n"
+	    "    _n.random.seed()\n";
+	PyObject *d, *r;
+
+	if ((d = PyDict_New()) == NULL)
+		child_fail("reseed: out of memory");
+	if (PyDict_SetItemString(d, "__builtins__", PyEval_GetBuiltins()) == -1 ||
+	    (r = PyRun_String(reseed, Py_file_input, d, d)) == NULL) {
+		PyErr_Clear();
+		Py_DECREF(d);
+		child_fail("cannot reseed the random generators");
+	}
+	Py_DECREF(r);
+	Py_DECREF(d);
+}
+
+void
+child_main(const struct cfg *c, const struct sbx *sbx, int go_fd, unsigned uid)
+{
+	char err[512], g;
+	struct proto_run run;
+	struct proto_done d;
+	PyObject *m, *json;
+	sigset_t none;
+	char *code;
+
+	ccfg = c;
+	/* The zygote blocks SIGCHLD for its signalfd; user code gets defaults. */
+	signal(SIGCHLD, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* Wait for the go byte: the zygote has put us in our cgroup. */
+	if (read(go_fd, &g, 1) != 1)
+		child_die();
+	close(go_fd);
+	(void)prctl(PR_SET_NAME, "pyexec-session");
+	if (setsid() == -1)
+		child_fail("setsid failed");
+	if (sbx_enter(sbx, (uid_t)uid, (gid_t)uid, SESS_CHILD_CTL_FD, err, sizeof(err)) == -1)
+		child_fail(err);
+
+	/* From here on: sandboxed, no privilege, and the code is the user's. */
+	if ((m = PyImport_AddModule("__main__")) == NULL)
+		child_fail("no __main__");
+	c_main_dict = PyModule_GetDict(m);
+	if ((m = PyImport_ImportModule("builtins")) == NULL ||
+	    (c_compile = PyObject_GetAttrString(m, "compile")) == NULL)
+		child_fail("no builtins.compile");
+	Py_DECREF(m);
+	child_reseed();
+	child_send(PROTO_CHILD_READY, PROTO_F_END, NULL, 0);
+
+	for (;;) {
+		code = child_recv_run(&run);
+		/* A SIGINT that came after the last run finished must not hit this one. */
+		if (PyErr_CheckSignals() == -1)
+			PyErr_Clear();
+		json = NULL;
+		memset(&d, 0, sizeof(d));
+		if (run.prn_mode == PROTO_MODE_SCRIPT)
+			d.pd_status = (uint8_t)child_run_script(code, run.prn_code_len, &json);
+		else
+			d.pd_status = (uint8_t)child_run_code(code, run.prn_code_len);
+		free(code);
+		child_flush();
+		if (d.pd_status == PROTO_D_RESULT) {
+			Py_ssize_t jlen;
+			const char *js = PyUnicode_AsUTF8AndSize(json, &jlen);
+
+			if (js == NULL || (size_t)jlen > c->output_limit) {
+				PyErr_Clear();
+				d.pd_status = PROTO_D_NOT_JSON;
+			} else {
+				d.pd_res_len = (uint32_t)jlen;
+				child_send(PROTO_DONE, jlen ? 0 : PROTO_F_END, &d, sizeof(d));
+				if (jlen && proto_send_data(SESS_CHILD_CTL_FD, PROTO_STREAM_RESULT,
+				    0, js, (size_t)jlen, 1) == -1)
+					child_die();
+				Py_DECREF(json);
+				continue;
+			}
+		}
+		Py_XDECREF(json);
+		child_send(PROTO_DONE, PROTO_F_END, &d, sizeof(d));
+	}
+}

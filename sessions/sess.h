@@ -1,0 +1,33 @@
+/*
+ * The processes of pyexec-sessiond, and who runs what:
+ *   sessiond.c  the daemon (root): session table, queues, timers, cgroups.
+ *               Never runs Python, never parses text from its peers.
+ *   zygote.c    re-executed from the daemon's binary (root, trusted code
+ *               only): initializes Python once, preloads modules, forks children.
+ *   child.c     a session child: enters the sandbox, then runs user code.
+ */
+#ifndef PYEXEC_SESS_H
+#define PYEXEC_SESS_H
+
+#include "cfg.h"
+
+/* argv[1] that turns pyexec-sessiond into the zygote. */
+#define SESS_ZYGOTE_ARG		"--zygote"
+/* The descriptor on which the zygote finds its link to the daemon. */
+#define SESS_ZYGOTE_FD		3
+/* The descriptor on which a child finds its control socket. */
+#define SESS_CHILD_CTL_FD	3
+
+/* The zygote's main loop; the daemon's configuration arrives on fd. */
+void	zygote_main(int fd) __attribute__((noreturn));
+
+/*
+ * A forked child's life, from just after fork until it exits: waits for its
+ * go byte on go_fd (its cgroup placement done), enters the sandbox, reports
+ * ready on SESS_CHILD_CTL_FD and serves executions.  Never returns.
+ */
+struct sbx;
+void	child_main(const struct cfg *c, const struct sbx *sbx, int go_fd,
+	    unsigned uid) __attribute__((noreturn));
+
+#endif
