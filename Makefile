@@ -77,20 +77,28 @@ $(BUILD)/tests/%: tests/unit/%.c $$(call obj,$$($$*_SRCS))
 unit: $(UNIT_BINS)
 
 # ---- the development stack ----
+# The build runs in a sub-make: on a fresh machine the pkg-config variables
+# above are only right once deps has installed the packages.
 deps:
 	@deploy/install-deps.sh
 
-run: deps all
+deps-test:
+	@deploy/install-deps.sh test
+
+run: deps
+	@$(MAKE) --no-print-directory all
 	@deploy/stack.sh run $(PORT)
 
-start: deps all
+start: deps
+	@$(MAKE) --no-print-directory all
 	@deploy/stack.sh start $(PORT)
 
 stop:
 	@deploy/stack.sh stop $(PORT)
 
 # make test: build, then every test; the last line is "N passed, N failed[, N skipped]".
-test: deps all unit
+test: deps-test
+	@$(MAKE) --no-print-directory all unit
 	@tests/run.sh $(BUILD)
 
 asan:
@@ -105,4 +113,4 @@ install: all
 clean:
 	rm -rf build build-asan
 
-.PHONY: all unit deps run start stop test asan install clean
+.PHONY: all unit deps deps-test run start stop test asan install clean
