@@ -48,8 +48,6 @@
 #define SYS_pidfd_send_signal	424
 #endif
 
-#define CONN_SNDBUF		(4 << 20)	/* > the largest reply: never EAGAIN */
-#define CTL_SNDBUF		(2 << 20)	/* > the largest code: never EAGAIN */
 #define DRAIN_MAX		(1 << 20)	/* bytes read from a pipe per wakeup */
 #define SPAWN_BACKOFF_MAX_MS	5000
 #define START_TIMEOUT_NS	(30 * 1000000000ull)	/* fork to ready */
@@ -159,6 +157,13 @@ static int		 stopping;
 static uint64_t		 spawn_retry_ns;	/* pool refill paused until then */
 static unsigned		 spawn_backoff_ms;
 static char		 sandbox_desc[256] = "unknown";
+/*
+ * Socket send buffers (SO_SNDBUFFORCE: we are root) larger than the largest
+ * message, so that a send never finds them full: a reply to a worker is at
+ * most three streams of output_limit, code to a child at most max_body.
+ * A peer that does not read is then broken, and is dropped.
+ */
+static int		 conn_sndbuf, ctl_sndbuf;
 
 static struct {
 	pid_t		 pid;
@@ -342,9 +347,9 @@ job_reply(struct job *j, struct sess *s, int status, int ran)
 	struct proto_result r;
 	int ok = status == PROTO_S_OK, fd;
 
-	if (j->j_mode != 0)
-		metrics_exec(status, ran ? s : NULL,
-		    ran ? (now_ns() - s->s_run_ns) / 1000 : 0);
+	if (c == NULL && !ran)
+		goto done;	/* cancelled before it ran: nobody asked any more */
+	metrics_exec(status, ran ? s : NULL, ran ? (now_ns() - s->s_run_ns) / 1000 : 0);
 	if (c == NULL)
 		goto done;
 	memset(&r, 0, sizeof(r));
@@ -429,7 +434,7 @@ static struct sess *
 sess_spawn(void)
 {
 	int ctl[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
-	int fds[3 + CG_MAX_PROCS_FDS], nfds = 3, sz = CTL_SNDBUF;
+	int fds[3 + CG_MAX_PROCS_FDS], nfds = 3, sz = ctl_sndbuf;
 	struct proto_fork pf;
 	struct sess *s;
 
@@ -1327,7 +1332,7 @@ listen_accept(void)
 	struct ucred uc;
 	socklen_t sl = sizeof(uc);
 	struct conn *c;
-	int fd, sz = CONN_SNDBUF, i;
+	int fd, sz = conn_sndbuf, i;
 
 	for (i = 0; i < 64; i++) {
 		if ((fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
@@ -1590,6 +1595,10 @@ main(int argc, char **argv)
 	sock_gid = grp->gr_gid;
 	if ((uid_used = calloc(cfg.uid_count, 1)) == NULL)
 		fatal("calloc");
+	conn_sndbuf = (int)(3ull * cfg.output_limit + (1 << 20) < (1u << 30) ?
+	    3ull * cfg.output_limit + (1 << 20) : (1u << 30));
+	ctl_sndbuf = (int)(2ull * cfg.max_body + (1 << 20) < (1u << 30) ?
+	    2ull * cfg.max_body + (1 << 20) : (1u << 30));
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);

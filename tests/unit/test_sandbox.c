@@ -12,7 +12,6 @@
  *
  * Needs root (it builds mount namespaces); without it, one SKIP line.
  */
-#define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
