@@ -8,6 +8,8 @@
 #   deploy/stack.sh stop PORT                   stops that stack; harmless if none
 #
 # key=value pairs override pyexec.conf for this stack only (tests use them).
+# PYEXEC_SESSIOND_WRAP, if set, is a command prefix for the daemon (tests use it
+# to run it where no cgroup can be written).
 # Stacks on different ports are independent: own sockets, state, cgroups.
 set -euo pipefail
 
@@ -136,9 +138,10 @@ do_start() {
 	[ "$fg" = 1 ] || out=$dir/sessiond.log
 	# The daemon (root): sessions, zygote, cgroups.
 	if [ "$fg" = 1 ]; then
-		"$dir/bin/pyexec-sessiond" -c "$dir/pyexec.conf" </dev/null &
+		${PYEXEC_SESSIOND_WRAP:-} "$dir/bin/pyexec-sessiond" -c "$dir/pyexec.conf" </dev/null &
 	else
-		setsid "$dir/bin/pyexec-sessiond" -c "$dir/pyexec.conf" </dev/null >>"$out" 2>&1 &
+		setsid ${PYEXEC_SESSIOND_WRAP:-} "$dir/bin/pyexec-sessiond" -c "$dir/pyexec.conf" \
+		    </dev/null >>"$out" 2>&1 &
 	fi
 	echo $! > "$dir/sessiond.pid"
 	for ((i = 0; i < 100; i++)); do

@@ -15,6 +15,7 @@
 #include <Python.h>
 
 #include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include <errno.h>
 #include <signal.h>
@@ -267,8 +268,32 @@ child_reseed(void)
 	Py_DECREF(d);
 }
 
+/*
+ * Degraded mode only (no cgroup): the address space may grow by the memory
+ * limit beyond what the zygote's image already maps.  A coarse stand-in: it
+ * counts reservations, not resident pages, and the kernel does not kill on
+ * it; an allocation refused here raises MemoryError, reported as the limit.
+ */
+static void
+child_limit_as(const struct cfg *c)
+{
+	unsigned long long pages = 0;
+	struct rlimit rl;
+	FILE *f;
+
+	if ((f = fopen("/proc/self/statm", "re")) == NULL ||
+	    fscanf(f, "%llu", &pages) != 1)
+		child_fail("degraded mode: cannot read /proc/self/statm");
+	fclose(f);
+	rl.rlim_cur = rl.rlim_max = pages * (unsigned long long)sysconf(_SC_PAGESIZE) +
+	    ((unsigned long long)c->memory_limit_mb << 20);
+	if (setrlimit(RLIMIT_AS, &rl) == -1)
+		child_fail("degraded mode: setrlimit RLIMIT_AS failed");
+}
+
 void
-child_main(const struct cfg *c, const struct sbx *sbx, int go_fd, unsigned uid)
+child_main(const struct cfg *c, const struct sbx *sbx, int go_fd, unsigned uid,
+    int no_cgroup)
 {
 	char err[512], g;
 	struct proto_run run;
@@ -289,6 +314,8 @@ child_main(const struct cfg *c, const struct sbx *sbx, int go_fd, unsigned uid)
 	(void)prctl(PR_SET_NAME, "pyexec-session");
 	if (setsid() == -1)
 		child_fail("setsid failed");
+	if (no_cgroup)
+		child_limit_as(c);
 	if (sbx_enter(sbx, (uid_t)uid, (gid_t)uid, SESS_CHILD_CTL_FD, err, sizeof(err)) == -1)
 		child_fail(err);
 

@@ -24,10 +24,12 @@ void	zygote_main(int fd) __attribute__((noreturn));
 /*
  * A forked child's life, from just after fork until it exits: waits for its
  * go byte on go_fd (its cgroup placement done), enters the sandbox, reports
- * ready on SESS_CHILD_CTL_FD and serves executions.  Never returns.
+ * ready on SESS_CHILD_CTL_FD and serves executions.  With no_cgroup (the
+ * daemon's degraded mode) memory is limited with RLIMIT_AS instead.  Never
+ * returns.
  */
 struct sbx;
 void	child_main(const struct cfg *c, const struct sbx *sbx, int go_fd,
-	    unsigned uid) __attribute__((noreturn));
+	    unsigned uid, int no_cgroup) __attribute__((noreturn));
 
 #endif

@@ -1066,6 +1066,13 @@ zygote_frame(struct proto_msg *m)
 		    (const char *)m->pm_payload);
 		log_info("event=zygote_ready pid=%d sandbox=%s", (int)zyg.pid,
 		    log_quote(q, sizeof(q), sandbox_desc));
+		/* A layer off must not go unnoticed. */
+		if (!cfg.landlock || !cfg.seccomp)
+			log_warn("event=SANDBOX_DEGRADED layers=%s: a sandbox layer is "
+			    "switched off", log_quote(q, sizeof(q), sandbox_desc));
+		if (strstr(sandbox_desc, "unavailable") != NULL)
+			log_warn("event=SANDBOX_DEGRADED layers=%s: the kernel lacks a "
+			    "sandbox layer", log_quote(q, sizeof(q), sandbox_desc));
 		zyg.ready = 1;
 		zyg.backoff_ms = 0;
 		proto_msg_close_fds(m);

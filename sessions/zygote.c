@@ -186,7 +186,7 @@ zygote_fork(struct proto_msg *m)
 		PyOS_AfterFork_Child();
 		close(go[1]);
 		i = zygote_child_fds(m->pm_fds[0], m->pm_fds[1], m->pm_fds[2], go[0]);
-		child_main(&zcfg, zsbx, i, pf.pf_uid);
+		child_main(&zcfg, zsbx, i, pf.pf_uid, pf.pf_ncg == 0);
 		/* NOTREACHED */
 	}
 	PyOS_AfterFork_Parent();
