@@ -1,4 +1,5 @@
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -10,6 +11,44 @@
 
 /* Deepest result of script mode we re-serialize (json-c nesting limit). */
 #define FCGI_JSON_DEPTH	64
+
+/*
+ * Parses one JSON value filling p[0..len), strictly (RFC 8259, UTF-8
+ * checked, nesting bounded); only white space may follow it.  Returns 0 with
+ * *out set (NULL for null), or -1.
+ */
+static int
+fcgi_json_parse(const char *p, size_t len, struct json_object **out)
+{
+	struct json_tokener *tok;
+	struct json_object *o;
+	enum json_tokener_error e;
+	size_t end, i;
+
+	*out = NULL;
+	if (len > INT32_MAX || (tok = json_tokener_new_ex(FCGI_JSON_DEPTH)) == NULL)
+		return -1;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, p, (int)len);
+	if ((e = json_tokener_get_error(tok)) == json_tokener_continue) {
+		/* A value ending the input (5, true, null) needs its end spelled out. */
+		o = json_tokener_parse_ex(tok, "", 1);
+		e = json_tokener_get_error(tok);
+		end = len;
+	} else
+		end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (e != json_tokener_success)
+		goto fail;
+	for (i = end; i < len; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
+			goto fail;
+	*out = o;
+	return 0;
+fail:
+	json_object_put(o);
+	return -1;
+}
 
 enum fcgi_route
 fcgi_route(const char *uri, const char **arg, size_t *arglen)
@@ -72,33 +111,14 @@ int
 fcgi_parse_exec(const char *body, size_t len, const char *hdr_sid,
     struct fcgi_exec *e, const char **err)
 {
-	struct json_tokener *tok;
 	struct json_object *root, *code = NULL, *script = NULL, *id = NULL, *src;
 	int has_code, has_script, has_id;
-	size_t i;
 
 	memset(e, 0, sizeof(*e));
-	if ((tok = json_tokener_new_ex(FCGI_JSON_DEPTH)) == NULL) {
-		*err = "Internal server error";
-		return 500;
-	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	root = len > 0 ? json_tokener_parse_ex(tok, body, (int)len) : NULL;
-	if (root == NULL || json_tokener_get_error(tok) != json_tokener_success) {
-		json_object_put(root);
-		json_tokener_free(tok);
+	if (fcgi_json_parse(body, len, &root) == -1) {
 		*err = "request body is not valid JSON";
 		return 400;
 	}
-	/* Whatever follows the value may only be white space. */
-	for (i = json_tokener_get_parse_end(tok); i < len; i++)
-		if (body[i] != ' ' && body[i] != '\t' && body[i] != '\n' && body[i] != '\r') {
-			json_object_put(root);
-			json_tokener_free(tok);
-			*err = "request body is not valid JSON";
-			return 400;
-		}
-	json_tokener_free(tok);
 	e->fe_root = root;
 	if (!json_object_is_type(root, json_type_object)) {
 		*err = "request body must be a JSON object";
@@ -249,23 +269,7 @@ fcgi_exec_error(int status)
 static int
 fcgi_parse_result(const struct sess_reply *sr, struct json_object **v)
 {
-	struct json_tokener *tok;
-	int ok;
-
-	*v = NULL;
-	if ((tok = json_tokener_new_ex(FCGI_JSON_DEPTH)) == NULL)
-		return -1;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	*v = json_tokener_parse_ex(tok, (const char *)sr->sr_res, (int)sr->sr_res_len);
-	ok = json_tokener_get_error(tok) == json_tokener_success &&
-	    json_tokener_get_parse_end(tok) == sr->sr_res_len;
-	json_tokener_free(tok);
-	if (!ok) {
-		json_object_put(*v);
-		*v = NULL;
-		return -1;
-	}
-	return 0;
+	return fcgi_json_parse((const char *)sr->sr_res, sr->sr_res_len, v);
 }
 
 void
