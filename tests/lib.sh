@@ -5,6 +5,8 @@
 #   PYEXEC_TOP    the source tree
 #   PYEXEC_PORT   the port of that stack (scripts that need a stack with another
 #                 configuration start one on a port of their own: t_stack_start)
+#   PYEXEC_OBSERVED  if set, a file where req() appends "method path status
+#                 error" of every reply (tests/integration/99-openapi.sh reads it)
 #
 # Each script prints TAP lines ("ok N - what", "not ok N - what",
 # "ok N # SKIP why") and "1..N" at the end; tests/run.sh counts them.
@@ -82,6 +84,12 @@ req() {
 	    --max-time 60 -X "$method" "$@" "$PYEXEC_URL$path") || STATUS=000
 	BODY=$(cat "$T_TMP/body" 2>/dev/null || true)
 	HEADERS=$(tr -d '\r' < "$T_TMP/headers" 2>/dev/null | tr 'A-Z' 'a-z' || true)
+	# Every status and error string the suite sees, for the OpenAPI check.
+	if [ -n "${PYEXEC_OBSERVED:-}" ]; then
+		printf '%s\t%s\t%s\t%s\n' "$method" "${path%%\?*}" "$STATUS" \
+		    "$(printf '%s' "$BODY" | jq -r 'if type == "object" then (.error // empty) else empty end' 2>/dev/null | head -n 1)" \
+		    >> "$PYEXEC_OBSERVED"
+	fi
 }
 
 # header NAME: the value of a response header of the last req (name lowercase).
