@@ -205,6 +205,10 @@ cfg_load(struct cfg *c, const char *path, int must_exist, char *err,
 			goto fail;
 		}
 	}
+	if (ferror(f)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
 	fclose(f);
 	return 0;
 fail:

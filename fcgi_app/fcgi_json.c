@@ -2,8 +2,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <json.h>
-
 #include "fcgi_json.h"
 
 void
@@ -44,7 +42,7 @@ jbuf_reserve(struct jbuf *b, size_t n)
 void
 jbuf_add(struct jbuf *b, const void *p, size_t n)
 {
-	if (jbuf_reserve(b, n) == -1)
+	if (n == 0 || jbuf_reserve(b, n) == -1)
 		return;
 	memcpy(b->jb_buf + b->jb_len, p, n);
 	b->jb_len += n;
@@ -170,52 +168,220 @@ json_put_string(struct jbuf *b, const uint8_t *p, size_t n)
 	jbuf_add(b, "\"", 1);
 }
 
-void
-json_put_value(struct jbuf *b, struct json_object *o)
+/*
+ * A strict JSON checker (RFC 8259: no NaN, no single quotes, no raw control
+ * characters, well-formed UTF-8 only) that can also write the value again
+ * in Python's json.dumps spacing.  json-c alone accepts all of those, so
+ * every JSON that crosses a trust boundary is checked here first.  Numbers
+ * are copied as written, so a large integer keeps every digit.
+ */
+struct jscan {
+	const uint8_t	*js_p, *js_end;
+	int		 js_depth;
+	struct jbuf	*js_out;	/* NULL: check only */
+};
+
+static void
+js_emit(struct jscan *s, const void *p, size_t n)
 {
-	const char *s;
-	size_t i, n;
+	if (s->js_out != NULL)
+		jbuf_add(s->js_out, p, n);
+}
+
+static void
+js_ws(struct jscan *s)
+{
+	while (s->js_p < s->js_end && (*s->js_p == ' ' || *s->js_p == '\t' ||
+	    *s->js_p == '\n' || *s->js_p == '\r'))
+		s->js_p++;
+}
+
+static int
+js_hex(uint8_t c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static int
+js_string(struct jscan *s)
+{
+	const uint8_t *start = s->js_p++;	/* the opening quote */
+	size_t k, bad;
+	int i;
+
+	while (s->js_p < s->js_end) {
+		uint8_t c = *s->js_p;
+
+		if (c == '"') {
+			s->js_p++;
+			js_emit(s, start, s->js_p - start);
+			return 0;
+		}
+		if (c < 0x20)
+			return -1;
+		if (c == '\\') {
+			if (++s->js_p >= s->js_end)
+				return -1;
+			switch (*s->js_p) {
+			case '"': case '\\': case '/': case 'b': case 'f': case 'n':
+			case 'r': case 't':
+				s->js_p++;
+				break;
+			case 'u':
+				for (i = 1; i <= 4; i++)
+					if (s->js_p + i >= s->js_end || !js_hex(s->js_p[i]))
+						return -1;
+				s->js_p += 5;
+				break;
+			default:
+				return -1;
+			}
+			continue;
+		}
+		if (c < 0x80) {
+			s->js_p++;
+			continue;
+		}
+		if ((k = utf8_seq(s->js_p, s->js_end - s->js_p, &bad)) == 0)
+			return -1;
+		s->js_p += k;
+	}
+	return -1;
+}
+
+static int
+js_digits(struct jscan *s)
+{
+	const uint8_t *p = s->js_p;
+
+	while (s->js_p < s->js_end && *s->js_p >= '0' && *s->js_p <= '9')
+		s->js_p++;
+	return s->js_p > p ? 0 : -1;
+}
+
+static int
+js_number(struct jscan *s)
+{
+	const uint8_t *start = s->js_p;
+
+	if (*s->js_p == '-')
+		s->js_p++;
+	if (s->js_p < s->js_end && *s->js_p == '0')
+		s->js_p++;
+	else if (js_digits(s) == -1)
+		return -1;
+	if (s->js_p < s->js_end && *s->js_p == '.') {
+		s->js_p++;
+		if (js_digits(s) == -1)
+			return -1;
+	}
+	if (s->js_p < s->js_end && (*s->js_p == 'e' || *s->js_p == 'E')) {
+		s->js_p++;
+		if (s->js_p < s->js_end && (*s->js_p == '+' || *s->js_p == '-'))
+			s->js_p++;
+		if (js_digits(s) == -1)
+			return -1;
+	}
+	js_emit(s, start, s->js_p - start);
+	return 0;
+}
+
+static int
+js_word(struct jscan *s, const char *w)
+{
+	size_t n = strlen(w);
+
+	if ((size_t)(s->js_end - s->js_p) < n || memcmp(s->js_p, w, n) != 0)
+		return -1;
+	s->js_p += n;
+	js_emit(s, w, n);
+	return 0;
+}
+
+static int js_value(struct jscan *);
+
+/* An object or an array: open, members separated by commas, close. */
+static int
+js_container(struct jscan *s, int obj)
+{
+	uint8_t close = obj ? '}' : ']';
 	int first = 1;
 
-	switch (json_object_get_type(o)) {
-	case json_type_null:
-		jbuf_str(b, "null");
-		break;
-	case json_type_boolean:
-		jbuf_str(b, json_object_get_boolean(o) ? "true" : "false");
-		break;
-	case json_type_int:
-	case json_type_double:
-		/* json-c keeps a parsed number's own text: 2.0 stays 2.0. */
-		jbuf_str(b, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-		break;
-	case json_type_string:
-		s = json_object_get_string(o);
-		json_put_string(b, (const uint8_t *)s, (size_t)json_object_get_string_len(o));
-		break;
-	case json_type_array:
-		jbuf_add(b, "[", 1);
-		n = json_object_array_length(o);
-		for (i = 0; i < n; i++) {
-			if (i)
-				jbuf_add(b, ", ", 2);
-			json_put_value(b, json_object_array_get_idx(o, i));
+	if (++s->js_depth > JSON_MAX_DEPTH)
+		return -1;
+	s->js_p++;
+	js_emit(s, obj ? "{" : "[", 1);
+	js_ws(s);
+	if (s->js_p < s->js_end && *s->js_p == close)
+		goto done;
+	for (;;) {
+		if (!first)
+			js_emit(s, ", ", 2);
+		first = 0;
+		js_ws(s);
+		if (obj) {
+			if (s->js_p >= s->js_end || *s->js_p != '"' || js_string(s) == -1)
+				return -1;
+			js_ws(s);
+			if (s->js_p >= s->js_end || *s->js_p++ != ':')
+				return -1;
+			js_emit(s, ": ", 2);
+			js_ws(s);
 		}
-		jbuf_add(b, "]", 1);
-		break;
-	case json_type_object:
-		jbuf_add(b, "{", 1);
-		{
-			json_object_object_foreach(o, key, val) {
-				if (!first)
-					jbuf_add(b, ", ", 2);
-				first = 0;
-				json_put_string(b, (const uint8_t *)key, strlen(key));
-				jbuf_add(b, ": ", 2);
-				json_put_value(b, val);
-			}
-		}
-		jbuf_add(b, "}", 1);
-		break;
+		if (js_value(s) == -1)
+			return -1;
+		js_ws(s);
+		if (s->js_p >= s->js_end)
+			return -1;
+		if (*s->js_p == close)
+			break;
+		if (*s->js_p++ != ',')
+			return -1;
 	}
+done:
+	s->js_p++;
+	js_emit(s, obj ? "}" : "]", 1);
+	s->js_depth--;
+	return 0;
+}
+
+static int
+js_value(struct jscan *s)
+{
+	if (s->js_p >= s->js_end)
+		return -1;
+	switch (*s->js_p) {
+	case '{':
+		return js_container(s, 1);
+	case '[':
+		return js_container(s, 0);
+	case '"':
+		return js_string(s);
+	case 't':
+		return js_word(s, "true");
+	case 'f':
+		return js_word(s, "false");
+	case 'n':
+		return js_word(s, "null");
+	default:
+		if (*s->js_p == '-' || (*s->js_p >= '0' && *s->js_p <= '9'))
+			return js_number(s);
+		return -1;
+	}
+}
+
+int
+json_check(const void *p, size_t n, struct jbuf *out)
+{
+	struct jscan s;
+
+	s.js_p = p;
+	s.js_end = s.js_p + n;
+	s.js_depth = 0;
+	s.js_out = out;
+	js_ws(&s);
+	if (js_value(&s) == -1)
+		return -1;
+	js_ws(&s);
+	return s.js_p == s.js_end ? 0 : -1;
 }

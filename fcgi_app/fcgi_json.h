@@ -1,8 +1,9 @@
 /*
- * JSON output for pyexec-fcgi: a growable buffer, strings escaped from bytes
- * that may not be UTF-8 (invalid sequences become U+FFFD, as Python's
- * errors="replace" does), and values written in the spacing of Python's
- * json.dumps ({"a": 1, "b": [1, 2]}), the shape of the statement's examples.
+ * JSON for pyexec-fcgi: a growable buffer, strings escaped from bytes that
+ * may not be UTF-8 (invalid sequences become U+FFFD, as Python's
+ * errors="replace" does), and a strict checker that can write a value again
+ * in the spacing of Python's json.dumps ({"a": 1, "b": [1, 2]}), the shape
+ * of the statement's examples.
  */
 #ifndef PYEXEC_FCGI_JSON_H
 #define PYEXEC_FCGI_JSON_H
@@ -10,7 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct json_object;
+/* Deepest nesting json_check accepts. */
+#define JSON_MAX_DEPTH	64
 
 struct jbuf {
 	char	*jb_buf;
@@ -26,8 +28,14 @@ void	jbuf_str(struct jbuf *b, const char *s);
 /* Appends p[0..n) as a JSON string literal, repairing invalid UTF-8. */
 void	json_put_string(struct jbuf *b, const uint8_t *p, size_t n);
 
-/* Appends a parsed json-c value, Python-style spacing. */
-void	json_put_value(struct jbuf *b, struct json_object *o);
+/*
+ * Checks that p[0..n) is exactly one JSON value (RFC 8259, strictly: no NaN
+ * or Infinity, no single quotes, no raw control characters in strings,
+ * well-formed UTF-8, at most JSON_MAX_DEPTH deep, only white space around).
+ * With out, also appends the value in Python's json.dumps spacing, numbers
+ * and string escapes as written.  Returns 0, or -1 (out may then hold a part).
+ */
+int	json_check(const void *p, size_t n, struct jbuf *out);
 
 /* Bytes in p[0..n) after UTF-8 repair (for sizing and tests). */
 size_t	utf8_repaired_len(const uint8_t *p, size_t n);

@@ -9,45 +9,36 @@
 #include "fcgi_req.h"
 #include "sess_client.h"
 
-/* Deepest result of script mode we re-serialize (json-c nesting limit). */
-#define FCGI_JSON_DEPTH	64
 
 /*
- * Parses one JSON value filling p[0..len), strictly (RFC 8259, UTF-8
- * checked, nesting bounded); only white space may follow it.  Returns 0 with
+ * Parses one JSON value filling p[0..len): checked strictly first
+ * (json_check), since json-c's own strict mode lets NaN, single quotes, raw
+ * control characters and some ill-formed UTF-8 through.  Returns 0 with
  * *out set (NULL for null), or -1.
  */
 static int
 fcgi_json_parse(const char *p, size_t len, struct json_object **out)
 {
 	struct json_tokener *tok;
-	struct json_object *o;
 	enum json_tokener_error e;
-	size_t end, i;
 
 	*out = NULL;
-	if (len > INT32_MAX || (tok = json_tokener_new_ex(FCGI_JSON_DEPTH)) == NULL)
+	if (len > INT32_MAX || json_check(p, len, NULL) == -1 ||
+	    (tok = json_tokener_new_ex(JSON_MAX_DEPTH + 1)) == NULL)
 		return -1;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	o = json_tokener_parse_ex(tok, p, (int)len);
+	*out = json_tokener_parse_ex(tok, p, (int)len);
 	if ((e = json_tokener_get_error(tok)) == json_tokener_continue) {
 		/* A value ending the input (5, true, null) needs its end spelled out. */
-		o = json_tokener_parse_ex(tok, "", 1);
+		*out = json_tokener_parse_ex(tok, "", 1);
 		e = json_tokener_get_error(tok);
-		end = len;
-	} else
-		end = json_tokener_get_parse_end(tok);
+	}
 	json_tokener_free(tok);
-	if (e != json_tokener_success)
-		goto fail;
-	for (i = end; i < len; i++)
-		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
-			goto fail;
-	*out = o;
+	if (e != json_tokener_success) {
+		json_object_put(*out);
+		*out = NULL;
+		return -1;
+	}
 	return 0;
-fail:
-	json_object_put(o);
-	return -1;
 }
 
 enum fcgi_route
@@ -261,23 +252,11 @@ fcgi_exec_error(int status)
 	}
 }
 
-/*
- * Parses script mode's result, which comes from the sandbox: it is checked
- * and re-serialized here, never passed on as it came.  Returns 0 with *v set
- * (NULL for JSON null), or -1.
- */
-static int
-fcgi_parse_result(const struct sess_reply *sr, struct json_object **v)
-{
-	return fcgi_json_parse((const char *)sr->sr_res, sr->sr_res_len, v);
-}
-
 void
 fcgi_reply_exec(struct fcgi_reply *r, const struct sess_reply *sr,
     unsigned retry_after)
 {
-	struct jbuf *b = &r->fr_body;
-	struct json_object *v = NULL;
+	struct jbuf *b = &r->fr_body, res;
 	const char *msg;
 	int first = 1;
 
@@ -311,8 +290,11 @@ fcgi_reply_exec(struct fcgi_reply *r, const struct sess_reply *sr,
 		r->fr_outcome = "internal";
 		return;
 	}
+	/* Script mode's result comes from the sandbox: checked and written anew. */
+	jbuf_init(&res);
 	if (sr->sr_status == PROTO_S_OK && sr->sr_has_result &&
-	    fcgi_parse_result(sr, &v) == -1) {
+	    json_check(sr->sr_res, sr->sr_res_len, &res) == -1) {
+		jbuf_free(&res);
 		fcgi_reply_error(r, 200, fcgi_exec_error(PROTO_S_NOT_JSON));
 		r->fr_outcome = "not_json";
 		return;
@@ -331,10 +313,9 @@ fcgi_reply_exec(struct fcgi_reply *r, const struct sess_reply *sr,
 	} else {
 		if (sr->sr_has_result) {
 			fcgi_key(b, &first, "result");
-			if (v == NULL)
-				jbuf_str(b, "null");
-			else
-				json_put_value(b, v);
+			jbuf_add(b, res.jb_buf, res.jb_len);
+			if (res.jb_failed)
+				b->jb_failed = 1;
 		}
 		fcgi_put_stream(b, &first, "stdout", sr->sr_out, sr->sr_out_len,
 		    sr->sr_out_dropped);
@@ -342,7 +323,7 @@ fcgi_reply_exec(struct fcgi_reply *r, const struct sess_reply *sr,
 		    sr->sr_err_dropped);
 	}
 	jbuf_str(b, "}");
-	json_object_put(v);
+	jbuf_free(&res);
 	if (b->jb_failed) {
 		jbuf_free(b);
 		fcgi_reply_error(r, 500, "Internal server error");
