@@ -101,6 +101,11 @@ test: deps-test
 	@$(MAKE) --no-print-directory all unit
 	@tests/run.sh $(BUILD)
 
+# A mixed workload for SOAK_SECONDS (default 120), then invariants (tests/soak/).
+soak: deps-test
+	@$(MAKE) --no-print-directory all
+	@PYEXEC_BUILD=$(CURDIR)/$(BUILD) bash tests/soak/soak.sh
+
 asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 		LDFLAGS="-fsanitize=address,undefined" all unit
@@ -113,4 +118,4 @@ install: all
 clean:
 	rm -rf build build-asan
 
-.PHONY: all unit deps deps-test run start stop test asan install clean
+.PHONY: all unit deps deps-test run start stop test soak asan install clean
