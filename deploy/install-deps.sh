@@ -1,14 +1,18 @@
 #!/bin/sh
 # Installs the Debian packages pyexec needs, and nothing when they are all there.
-#   deploy/install-deps.sh            what `make run` needs (build + serve)
-#   deploy/install-deps.sh test       plus what `make test` needs
-# Debian 12 (bookworm); run as root.
+#   deploy/install-deps.sh            what `make run` needs (build + serve behind nginx)
+#   deploy/install-deps.sh test       plus what `make test` needs: every web server
+#                                     the suite runs against (nginx, Apache with
+#                                     mod_fcgid, lighttpd), the balancer test's nginx,
+#                                     systemd-analyze and the manual page checkers
+# Debian 12 (bookworm); run as root.  Installing apache2 or lighttpd never starts
+# their system services (see policy-rc.d below): the stacks run private instances.
 set -eu
 
 pkgs="gcc make pkg-config libc6-dev libfcgi-dev libjson-c-dev libcap-dev libseccomp-dev
 libpython3-dev python3-numpy python3-pandas nginx-light spawn-fcgi curl"
 if [ "${1:-}" = test ]; then
-	pkgs="$pkgs jq"
+	pkgs="$pkgs jq apache2 libapache2-mod-fcgid lighttpd systemd man-db groff-base"
 fi
 
 missing=""
@@ -25,7 +29,21 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
+# apache2 and lighttpd would start their system services on port 80 (and the
+# second would fail to bind, failing the install): where no policy says
+# otherwise, forbid service starts for the time of the install.
+policy=/usr/sbin/policy-rc.d
+made_policy=""
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\n# pyexec install-deps: no service starts during the install\nexit 101\n' > "$policy"
+	chmod 0755 "$policy"
+	made_policy=1
+	trap 'rm -f "$policy"' EXIT INT TERM
+fi
 # A fresh machine has no package lists yet; a stale one may name old versions.
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+[ -n "$made_policy" ] && rm -f "$policy"
+trap - EXIT INT TERM
+exit 0

@@ -1207,7 +1207,8 @@ conn_submit(struct conn *c, struct job *j, const struct proto_exec *pe)
 			log_info("event=session_start sid=%s uid=%u pid=%d",
 			    sid_str(s, sid), cfg.uid_base + s->s_uid, (int)s->s_pid);
 		}
-		pool_fill(j->j_queued_ns);
+		/* The pool is refilled at the end of this turn of the loop, after
+		 * the code has gone to the child: cgroup set-up is off the path. */
 	}
 	TAILQ_INSERT_TAIL(&s->s_queue, j, j_entry);
 	s->s_qlen++;
