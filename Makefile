@@ -106,6 +106,13 @@ soak: deps-test
 	@$(MAKE) --no-print-directory all
 	@PYEXEC_BUILD=$(CURDIR)/$(BUILD) bash tests/soak/soak.sh
 
+# libFuzzer targets (clang): `make fuzz FUZZ_SECONDS=600` runs each as long as asked.
+fuzz:
+	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk fuzz
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk fuzz-smoke
+
 asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 		LDFLAGS="-fsanitize=address,undefined" all unit
@@ -116,6 +123,6 @@ install: all
 	install -m 0644 deploy/pyexec.conf $(DESTDIR)/etc/pyexec/pyexec.conf
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
-.PHONY: all unit deps deps-test run start stop test soak asan install clean
+.PHONY: all unit deps deps-test run start stop test soak fuzz fuzz-smoke asan install clean

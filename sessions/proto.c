@@ -74,8 +74,9 @@ proto_send_data(int fd, uint16_t stream, uint32_t reqid, const void *buf,
 			fl |= PROTO_F_END;
 		if (proto_send(fd, PROTO_DATA, fl, reqid, p, n, NULL, 0) == -1)
 			return -1;
-		p += n;
 		len -= n;
+		if (len > 0)
+			p += n;		/* never offset a NULL buffer of length 0 */
 	} while (len > 0);
 	return 0;
 }
