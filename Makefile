@@ -106,6 +106,11 @@ soak: deps-test
 	@$(MAKE) --no-print-directory all
 	@PYEXEC_BUILD=$(CURDIR)/$(BUILD) bash tests/soak/soak.sh
 
+# The benchmark of the README's "Performance" (about 2 minutes, root).
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@tests/bench/run.sh $(BUILD)
+
 # libFuzzer targets (clang): `make fuzz FUZZ_SECONDS=600` runs each as long as asked.
 fuzz:
 	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk fuzz
@@ -117,12 +122,46 @@ asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 		LDFLAGS="-fsanitize=address,undefined" all unit
 
+# make install: PREFIX (/usr/local) and DESTDIR honoured.  An existing
+# /etc/pyexec/pyexec.conf is never overwritten: the new default goes beside it
+# as pyexec.conf.dist.  Units name the programs under $(PREFIX)/sbin.
+SBINDIR	   ?= $(PREFIX)/sbin
+MANDIR	   ?= $(PREFIX)/share/man
+DATADIR	   ?= $(PREFIX)/share/pyexec
+SYSCONFDIR ?= /etc
+UNITDIR	   ?= $(PREFIX)/lib/systemd/system
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/pyexec
-	install -m 0755 $(BUILD)/pyexec-sessiond $(BUILD)/pyexec-fcgi $(DESTDIR)$(PREFIX)/sbin/
-	install -m 0644 deploy/pyexec.conf $(DESTDIR)/etc/pyexec/pyexec.conf
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/pyexec \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(DATADIR)/www $(DESTDIR)$(DATADIR)/apache/errors \
+		$(DESTDIR)$(DATADIR)/lighttpd/errors $(DESTDIR)$(DATADIR)/nginx $(DESTDIR)$(DATADIR)/balancer
+	install -m 0755 $(BUILD)/pyexec-sessiond $(BUILD)/pyexec-fcgi $(DESTDIR)$(SBINDIR)/
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/pyexec/pyexec.conf ]; then \
+		install -m 0644 deploy/pyexec.conf $(DESTDIR)$(SYSCONFDIR)/pyexec/pyexec.conf.dist; \
+		echo "install: kept $(DESTDIR)$(SYSCONFDIR)/pyexec/pyexec.conf; the new default is pyexec.conf.dist"; \
+	else \
+		install -m 0644 deploy/pyexec.conf $(DESTDIR)$(SYSCONFDIR)/pyexec/pyexec.conf; \
+	fi
+	install -m 0644 deploy/man/pyexec.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 deploy/man/pyexec-sessiond.8 deploy/man/pyexec-fcgi.8 $(DESTDIR)$(MANDIR)/man8/
+	for u in pyexec-sessiond.service pyexec-fcgi.socket pyexec-fcgi.service; do \
+		sed -e 's|/usr/local/sbin|$(SBINDIR)|g' -e 's|/etc/pyexec|$(SYSCONFDIR)/pyexec|g' \
+			deploy/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; \
+	done
+	if [ -d deploy/www ]; then \
+		tar -C deploy/www --exclude=./node_modules --exclude='./package*.json' --exclude='./*.sh' \
+			-cf - . | tar -C $(DESTDIR)$(DATADIR)/www --no-same-owner -xf -; \
+	fi
+	install -m 0644 deploy/apache/pyexec.conf $(DESTDIR)$(DATADIR)/apache/
+	install -m 0644 deploy/apache/errors/*.asis $(DESTDIR)$(DATADIR)/apache/errors/
+	install -m 0644 deploy/lighttpd/*.conf $(DESTDIR)$(DATADIR)/lighttpd/
+	install -m 0755 deploy/lighttpd/pyexec-error.sh $(DESTDIR)$(DATADIR)/lighttpd/
+	install -m 0644 deploy/lighttpd/errors/* $(DESTDIR)$(DATADIR)/lighttpd/errors/
+	install -m 0644 deploy/nginx/pyexec.conf $(DESTDIR)$(DATADIR)/nginx/
+	install -m 0644 deploy/balancer/*.conf $(DESTDIR)$(DATADIR)/balancer/
 
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all unit deps deps-test run start stop test soak fuzz fuzz-smoke asan install clean
+.PHONY: all unit deps deps-test run start stop test soak bench fuzz fuzz-smoke asan install clean

@@ -125,13 +125,13 @@ child_compile(const char *code, size_t len, const char *filename)
 }
 
 static int
-child_run_code(const char *code, size_t len)
+child_run_code(const char *code, size_t len, PyObject *globals)
 {
 	PyObject *co, *r = NULL;
 	int memerr = 0;
 
 	if ((co = child_compile(code, len, "<stdin>")) != NULL) {
-		r = PyEval_EvalCode(co, c_main_dict, c_main_dict);
+		r = PyEval_EvalCode(co, globals, globals);
 		Py_DECREF(co);
 	}
 	if (r == NULL)
@@ -291,6 +291,32 @@ child_limit_as(const struct cfg *c)
 		child_fail("degraded mode: setrlimit RLIMIT_AS failed");
 }
 
+/*
+ * Runs a little generic code before the child is offered to a session: its
+ * first executions otherwise pay for the copy-on-write faults of the
+ * compiler, the evaluation loop and traceback printing.  In a scratch
+ * namespace; what it prints reaches the daemon before the child is ready,
+ * and is dropped there.
+ */
+static void
+child_warm_up(void)
+{
+	static const char warm[] =
+	    "x = [i * 2 for i in range(64)]\n"
+	    "print(len(x), sum(x), {'k': x[:3]}, 'txt'.upper(), 1.5)\n"
+	    "1 / 0\n";
+	PyObject *d;
+	int i;
+
+	if ((d = PyDict_New()) == NULL ||
+	    PyDict_SetItemString(d, "__builtins__", PyEval_GetBuiltins()) == -1)
+		child_fail("warm-up: out of memory");
+	for (i = 0; i < 2; i++)
+		(void)child_run_code(warm, sizeof(warm) - 1, d);
+	Py_DECREF(d);
+	child_flush();
+}
+
 void
 child_main(const struct cfg *c, const struct sbx *sbx, int go_fd, unsigned uid,
     int no_cgroup)
@@ -328,6 +354,7 @@ child_main(const struct cfg *c, const struct sbx *sbx, int go_fd, unsigned uid,
 		child_fail("no builtins.compile");
 	Py_DECREF(m);
 	child_reseed();
+	child_warm_up();
 	child_send(PROTO_CHILD_READY, PROTO_F_END, NULL, 0);
 
 	for (;;) {
@@ -340,7 +367,8 @@ child_main(const struct cfg *c, const struct sbx *sbx, int go_fd, unsigned uid,
 		if (run.prn_mode == PROTO_MODE_SCRIPT)
 			d.pd_status = (uint8_t)child_run_script(code, run.prn_code_len, &json);
 		else
-			d.pd_status = (uint8_t)child_run_code(code, run.prn_code_len);
+			d.pd_status = (uint8_t)child_run_code(code, run.prn_code_len,
+			    c_main_dict);
 		free(code);
 		child_flush();
 		if (d.pd_status == PROTO_D_RESULT) {

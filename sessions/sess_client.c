@@ -1,8 +1,8 @@
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -58,6 +58,7 @@ static int
 sc_connect(struct sess_client *sc)
 {
 	struct sockaddr_un sa;
+	struct timeval tv;
 	int fd;
 
 	memset(&sa, 0, sizeof(sa));
@@ -70,6 +71,13 @@ sc_connect(struct sess_client *sc)
 
 		close(fd);
 		errno = saved;
+		return -1;
+	}
+	/* Replies are awaited in recvmsg itself, at most the bound per frame. */
+	tv.tv_sec = sc->sc_bound_ms / 1000;
+	tv.tv_usec = (sc->sc_bound_ms % 1000) * 1000;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1) {
+		close(fd);
 		return -1;
 	}
 	sc->sc_fd = fd;
@@ -95,31 +103,24 @@ mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Receives the next frame of request reqid before the deadline.  1, or -1. */
+/*
+ * Receives the next frame of request reqid before the deadline (the socket's
+ * SO_RCVTIMEO bounds each wait).  1, or -1.
+ */
 static int
 sc_recv(struct sess_client *sc, uint32_t reqid, uint64_t deadline)
 {
-	struct pollfd p;
-	uint64_t now;
 	int r;
 
 	for (;;) {
-		now = mono_ms();
-		if (now >= deadline) {
+		r = proto_recv(sc->sc_fd, &sc->sc_rx);
+		if (r == -1 && errno == EINTR && mono_ms() < deadline)
+			continue;
+		if (r == -1 && (errno == EAGAIN || errno == EINTR)) {
 			log_err("func=%s event=daemon_timeout bound_ms=%u", __func__,
 			    sc->sc_bound_ms);
 			return -1;
 		}
-		p.fd = sc->sc_fd;
-		p.events = POLLIN;
-		r = poll(&p, 1, (int)(deadline - now));
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			continue;
-		r = proto_recv(sc->sc_fd, &sc->sc_rx);
-		if (r == -1 && errno == EINTR)
-			continue;
 		if (r != 1) {
 			log_err("func=%s event=daemon_lost errno=\"%s\"", __func__,
 			    r == 0 ? "end of stream" : strerror(errno));

@@ -51,6 +51,8 @@
 #define DRAIN_MAX		(1 << 20)	/* bytes read from a pipe per wakeup */
 #define SPAWN_BACKOFF_MAX_MS	5000
 #define START_TIMEOUT_NS	(30 * 1000000000ull)	/* fork to ready */
+/* A new session's child is not made to share the CPU with a fork at once. */
+#define POOL_REFILL_DELAY_NS	(10 * 1000000ull)
 
 enum ev_kind {
 	EV_LISTEN, EV_SIGNAL, EV_ZYGOTE, EV_CONN,
@@ -112,7 +114,7 @@ struct sess {
 	uint64_t	 s_deadline;	/* ns, 0: none */
 	uint64_t	 s_run_ns;	/* when the running job started */
 	uint64_t	 s_born_ns, s_last_ns;
-	uint64_t	 s_oom_base;
+	uint64_t	 s_oom_base;	/* OOM kills seen at the end of the last run */
 	struct obuf	 s_o, s_e, s_r;
 	int		 s_result;	/* script: main() returned, result in s_r */
 	int		 s_done_status;	/* set by DONE while its data arrives */
@@ -155,6 +157,7 @@ static unsigned		 uid_cursor;
 static gid_t		 sock_gid;
 static int		 stopping;
 static uint64_t		 spawn_retry_ns;	/* pool refill paused until then */
+static uint64_t		 pool_hold_ns;	/* no refill before then: a session just started */
 static unsigned		 spawn_backoff_ms;
 static char		 sandbox_desc[256] = "unknown";
 /*
@@ -533,7 +536,7 @@ pool_fill(uint64_t now)
 {
 	struct sess *s;
 
-	if (stopping || zyg.fd < 0 || now < spawn_retry_ns)
+	if (stopping || zyg.fd < 0 || now < spawn_retry_ns || now < pool_hold_ns)
 		return;
 	while (n_pool < cfg.pool_size) {
 		if ((s = sess_spawn()) == NULL) {
@@ -599,7 +602,6 @@ sess_dispatch(struct sess *s)
 	s->s_state = S_RUNNING;
 	s->s_run_ns = now_ns();
 	s->s_deadline = s->s_run_ns + (uint64_t)cfg.time_limit_ms * 1000000ull;
-	s->s_oom_base = cg_oom_kills(s->s_cg);
 	s->s_nexec++;
 }
 
@@ -730,6 +732,9 @@ sess_drain(struct sess *s, int which)
 			total += n;
 			if (collect)
 				obuf_add(b, buf, n, cfg.output_limit);
+			/* A short read emptied the pipe: whatever comes later wakes us. */
+			if ((size_t)n < sizeof(buf))
+				break;
 			continue;
 		}
 		if (n == 0)
@@ -746,6 +751,7 @@ sess_finish_run(struct sess *s)
 	struct job *j = s->s_job;
 	int status, interrupted = s->s_state == S_INTERRUPTED, end = 0;
 	const char *reason = NULL;
+	uint64_t oom;
 
 	sess_drain(s, EV_OUT);
 	sess_drain(s, EV_ERR);
@@ -763,8 +769,10 @@ sess_finish_run(struct sess *s)
 		status = PROTO_S_OK;
 		break;
 	}
-	if (cg_oom_kills(s->s_cg) > s->s_oom_base)
+	oom = cg_oom_kills(s->s_cg);
+	if (oom > s->s_oom_base)
 		status = PROTO_S_MEMORY;	/* a process or thread of it was OOM-killed */
+	s->s_oom_base = oom;
 	if (interrupted)
 		status = PROTO_S_TIMEOUT;
 	if (status == PROTO_S_MEMORY) {
@@ -1185,9 +1193,10 @@ conn_submit(struct conn *c, struct job *j, const struct proto_exec *pe)
 			job_reply(j, NULL, PROTO_S_FULL, 0);
 			return;
 		}
-		if ((s = pool_take()) != NULL)
+		if ((s = pool_take()) != NULL) {
 			n_pool--;
-		else if ((s = sess_spawn()) == NULL) {
+			pool_hold_ns = j->j_queued_ns + POOL_REFILL_DELAY_NS;
+		} else if ((s = sess_spawn()) == NULL) {
 			job_reply(j, NULL, PROTO_S_INTERNAL, 0);
 			return;
 		}
@@ -1207,8 +1216,8 @@ conn_submit(struct conn *c, struct job *j, const struct proto_exec *pe)
 			log_info("event=session_start sid=%s uid=%u pid=%d",
 			    sid_str(s, sid), cfg.uid_base + s->s_uid, (int)s->s_pid);
 		}
-		/* The pool is refilled at the end of this turn of the loop, after
-		 * the code has gone to the child: cgroup set-up is off the path. */
+		/* The pool is refilled a little later (pool_hold_ns), not while
+		 * the new session runs its first code. */
 	}
 	TAILQ_INSERT_TAIL(&s->s_queue, j, j_entry);
 	s->s_qlen++;
@@ -1511,8 +1520,12 @@ loop_timeout(uint64_t now)
 			next = s->s_deadline;
 	if (zyg.restart_ns && zyg.restart_ns < next)
 		next = zyg.restart_ns;
-	if (spawn_retry_ns > now && n_pool < cfg.pool_size && spawn_retry_ns < next)
-		next = spawn_retry_ns;
+	if (n_pool < cfg.pool_size) {
+		uint64_t at = spawn_retry_ns > pool_hold_ns ? spawn_retry_ns : pool_hold_ns;
+
+		if (at > now && at < next)
+			next = at;
+	}
 	if (stopping && now + 50000000ull < next)
 		next = now + 50000000ull;
 	if (next == UINT64_MAX)

@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -111,6 +112,8 @@ zygote_python(void)
 	}
 	Py_DECREF(r);
 	Py_DECREF(m);
+	/* Free heap given back now, not walked by every child's malloc. */
+	malloc_trim(0);
 }
 
 static void
