@@ -327,6 +327,7 @@ child_main(const struct cfg *c, const struct sbx *sbx, int go_fd, unsigned uid,
 	PyObject *m, *json;
 	sigset_t none;
 	char *code;
+	pid_t self;
 
 	ccfg = c;
 	/* The zygote blocks SIGCHLD for its signalfd; user code gets defaults. */
@@ -353,6 +354,7 @@ child_main(const struct cfg *c, const struct sbx *sbx, int go_fd, unsigned uid,
 	    (c_compile = PyObject_GetAttrString(m, "compile")) == NULL)
 		child_fail("no builtins.compile");
 	Py_DECREF(m);
+	self = getpid();
 	child_reseed();
 	child_warm_up();
 	child_send(PROTO_CHILD_READY, PROTO_F_END, NULL, 0);
@@ -371,6 +373,13 @@ child_main(const struct cfg *c, const struct sbx *sbx, int go_fd, unsigned uid,
 			    c_main_dict);
 		free(code);
 		child_flush();
+		/*
+		 * A process the code forked and that did not exit ends here, as
+		 * it would at the end of `python3 < file`; only the session's own
+		 * process answers the daemon.
+		 */
+		if (getpid() != self)
+			_exit(0);
 		if (d.pd_status == PROTO_D_RESULT) {
 			Py_ssize_t jlen;
 			const char *js = PyUnicode_AsUTF8AndSize(json, &jlen);
