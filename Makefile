@@ -79,11 +79,14 @@ unit: $(UNIT_BINS)
 # ---- the development stack ----
 # The build runs in a sub-make: on a fresh machine the pkg-config variables
 # above are only right once deps has installed the packages.
+# The /docs page's renderer comes from the npm registry (deploy/www/vendor/).
 deps:
 	@deploy/install-deps.sh
+	@deploy/www/fetch-vendor.sh >/dev/null || echo "warning: /docs needs deploy/www/fetch-vendor.sh" >&2
 
 deps-test:
 	@deploy/install-deps.sh test
+	@deploy/www/fetch-vendor.sh >/dev/null || echo "warning: /docs needs deploy/www/fetch-vendor.sh" >&2
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -135,7 +138,8 @@ install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/pyexec \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(DATADIR)/www $(DESTDIR)$(DATADIR)/apache/errors \
-		$(DESTDIR)$(DATADIR)/lighttpd/errors $(DESTDIR)$(DATADIR)/nginx $(DESTDIR)$(DATADIR)/balancer
+		$(DESTDIR)$(DATADIR)/lighttpd/errors $(DESTDIR)$(DATADIR)/nginx \
+		$(DESTDIR)$(DATADIR)/balancer/errors
 	install -m 0755 $(BUILD)/pyexec-sessiond $(BUILD)/pyexec-fcgi $(DESTDIR)$(SBINDIR)/
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/pyexec/pyexec.conf ]; then \
 		install -m 0644 deploy/pyexec.conf $(DESTDIR)$(SYSCONFDIR)/pyexec/pyexec.conf.dist; \
@@ -153,13 +157,15 @@ install: all
 		tar -C deploy/www --exclude=./node_modules --exclude='./package*.json' --exclude='./*.sh' \
 			-cf - . | tar -C $(DESTDIR)$(DATADIR)/www --no-same-owner -xf -; \
 	fi
-	install -m 0644 deploy/apache/pyexec.conf $(DESTDIR)$(DATADIR)/apache/
+	for f in apache/pyexec.conf lighttpd/pyexec.conf lighttpd/pyexec-common.conf \
+	    lighttpd/pyexec-spawn-fcgi.conf nginx/pyexec.conf balancer/pyexec-haproxy.cfg; do \
+		sed -e 's|/usr/local/sbin|$(SBINDIR)|g' -e 's|/usr/local/share/pyexec|$(DATADIR)|g' \
+			deploy/$$f > $(DESTDIR)$(DATADIR)/$$f && chmod 0644 $(DESTDIR)$(DATADIR)/$$f; \
+	done
 	install -m 0644 deploy/apache/errors/*.asis $(DESTDIR)$(DATADIR)/apache/errors/
-	install -m 0644 deploy/lighttpd/*.conf $(DESTDIR)$(DATADIR)/lighttpd/
 	install -m 0755 deploy/lighttpd/pyexec-error.sh $(DESTDIR)$(DATADIR)/lighttpd/
 	install -m 0644 deploy/lighttpd/errors/* $(DESTDIR)$(DATADIR)/lighttpd/errors/
-	install -m 0644 deploy/nginx/pyexec.conf $(DESTDIR)$(DATADIR)/nginx/
-	install -m 0644 deploy/balancer/*.conf $(DESTDIR)$(DATADIR)/balancer/
+	install -m 0644 deploy/balancer/errors/*.http $(DESTDIR)$(DATADIR)/balancer/errors/
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -3,16 +3,22 @@
 #   deploy/install-deps.sh            what `make run` needs (build + serve behind nginx)
 #   deploy/install-deps.sh test       plus what `make test` needs: every web server
 #                                     the suite runs against (nginx, Apache with
-#                                     mod_fcgid, lighttpd), the balancer test's nginx,
-#                                     systemd-analyze and the manual page checkers
+#                                     mod_fcgid, lighttpd), the balancer test's HAProxy,
+#                                     systemd-analyze and the manual page checkers,
+#                                     Chromium for the page's tests, clang for the fuzzers
 # Debian 12 (bookworm); run as root.  Installing apache2 or lighttpd never starts
 # their system services (see policy-rc.d below): the stacks run private instances.
 set -eu
 
 pkgs="gcc make pkg-config libc6-dev libfcgi-dev libjson-c-dev libcap-dev libseccomp-dev
 libpython3-dev python3-numpy python3-pandas nginx-light spawn-fcgi curl"
+# node and npm fetch the /docs renderer from the npm registry (deploy/www/);
+# a machine that already has them (from anywhere) keeps its own.
+command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
 if [ "${1:-}" = test ]; then
-	pkgs="$pkgs jq apache2 libapache2-mod-fcgid lighttpd systemd man-db groff-base"
+	pkgs="$pkgs jq apache2 libapache2-mod-fcgid lighttpd haproxy systemd man-db groff-base"
+	# the browser tests, and the fuzzers (clang, libFuzzer, llvm-symbolizer)
+	pkgs="$pkgs chromium clang libclang-rt-14-dev llvm-14"
 fi
 
 missing=""

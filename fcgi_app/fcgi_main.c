@@ -291,6 +291,12 @@ main(int argc, char **argv)
 		    "(spawn-fcgi -u www-data -g www-data)");
 	if (FCGX_Init() != 0)
 		fatalx("FCGX_Init failed");
+	/*
+	 * libfcgi turns SIGTERM into a flag its blocked accept() never sees:
+	 * a worker holds no state, so a stop request ends it at once.
+	 */
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
 	if (FCGX_IsCGI())
 		fatalx("descriptor 0 is not a listening socket: start pyexec-fcgi under "
 		    "spawn-fcgi, Apache mod_fcgid or lighttpd");

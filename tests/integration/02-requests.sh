@@ -83,7 +83,12 @@ expect_error "POST /execute/extra" 404 "not found"
 req POST /Execute -H 'Content-Type: application/json' --data-binary '{"code": "print(1)"}'
 expect_error "paths are case-sensitive (/Execute)" 404 "not found"
 for m in GET PUT DELETE PATCH; do
-	req "$m" /execute -H 'Content-Type: application/json' --data-binary '{"code": "print(1)"}'
+	# No body with GET: lighttpd refuses a GET with a body itself (a JSON 400).
+	if [ "$m" = GET ]; then
+		req GET /execute
+	else
+		req "$m" /execute -H 'Content-Type: application/json' --data-binary '{"code": "print(1)"}'
+	fi
 	expect_error "$m /execute" 405 "method not allowed"
 	assert_eq "$m /execute: Allow header" "$(header allow)" "post"
 done

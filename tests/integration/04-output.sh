@@ -1,4 +1,5 @@
 #!/bin/bash
+# servers: one  (daemon behaviour: the same behind every web server)
 # Output of code mode (api.md): stdout/stderr capture at the descriptor level,
 # SystemExit, invalid UTF-8, JSON escaping, the per-stream cap, syntax errors.
 . "$(dirname "$0")/../lib.sh"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# servers: one  (daemon behaviour: the same behind every web server)
 # Faults (api.md, execution errors and 500): a dying interpreter, limits that
 # end a session, a dead daemon, dead FastCGI workers, a client that leaves.
 . "$(dirname "$0")/../lib.sh"

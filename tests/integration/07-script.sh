@@ -1,4 +1,5 @@
 #!/bin/bash
+# servers: one  (daemon behaviour: the same behind every web server)
 # Script mode (api.md): a fresh one-shot interpreter, main()'s JSON under "result".
 . "$(dirname "$0")/../lib.sh"
 

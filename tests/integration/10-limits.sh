@@ -1,4 +1,5 @@
 #!/bin/bash
+# servers: one  (daemon behaviour: the same behind every web server)
 # Issue 3: the time, memory and process limits, each breached through the real
 # HTTP API. A test passes only when the limit held, the reply followed the
 # contract (api.md: "Execution errors", the error-XOR-output rule) and the

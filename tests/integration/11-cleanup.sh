@@ -1,4 +1,5 @@
 #!/bin/bash
+# servers: one  (daemon behaviour: the same behind every web server)
 # Issue 3, point 4: every resource of a session goes away when it ends,
 # whichever way it ends. On a stack of its own (pool_size=2, idle_timeout_s=2,
 # time_limit_ms=300, grace_ms=100) four clients in parallel end 128 sessions

@@ -1,4 +1,5 @@
 #!/bin/bash
+# servers: one  (daemon behaviour: the same behind every web server)
 # Architecture rule 7: without a writable cgroup the daemon refuses to start,
 # unless allow_degraded = yes; then it warns and limits memory with RLIMIT_AS.
 . "$(dirname "$0")/../lib.sh"

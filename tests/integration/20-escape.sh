@@ -1,4 +1,5 @@
 #!/bin/bash
+# servers: one  (daemon behaviour: the same behind every web server)
 # Issue 4, point 5: the sandbox escape suite. Each test attempts one attack
 # through the real HTTP API and passes only when it failed in the expected
 # way (the kernel's own error, checked exactly), and the service is still
@@ -525,7 +526,7 @@ if [ -n "$DAEMON_PID" ] && [ -r "/proc/$DAEMON_PID/environ" ]; then
 		# Deliberately passed on: the locale and path, and OpenBLAS's CPU
 		# tuning (sessiond.c copies OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE).
 		case $k in PATH|LANG|LC_ALL|HOME|OPENBLAS_CORETYPE|OPENBLAS_L2_SIZE) continue ;; esac
-		[ "$(printf '%s' "$env_json" | jq -r --arg k "$k" '.[$k] // empty')" = "$v" ] && echo "$k"
+		printf '%s' "$env_json" | jq -e --arg k "$k" --arg v "$v" 'has($k) and .[$k] == $v' >/dev/null && echo "$k"
 	done)
 	assert_eq "the daemon's environment is not passed on (leaked keys)" "$leaked" ""
 else

@@ -1,4 +1,5 @@
 #!/bin/bash
+# servers: one  (daemon behaviour: the same behind every web server)
 # Issue 4, points 4 and 5: the optional private /tmp (tmp_mb). On a stack of
 # its own with tmp_mb=8: /tmp is writable and works; filling it (space or
 # inodes) stops at ENOSPC/EFBIG without harm to the daemon; it is charged to
