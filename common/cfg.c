@@ -48,6 +48,7 @@ static const struct cfg_key cfg_keys[] = {
 	U(uid_base,		"900000",	1000, 2000000000),
 	U(uid_count,		"4096",		2, 1000000),
 	U(fcgi_threads,		"192",		1, 4096),
+	U(fcgi_processes,	"1",		1, 64),
 	U(retry_after_s,	"1",		0, 3600),
 	B(allow_degraded,	"no"),
 	B(landlock,		"yes"),

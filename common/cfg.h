@@ -35,6 +35,7 @@ struct cfg {
 	unsigned uid_count;		/* size of that range */
 	/* fastcgi side */
 	unsigned fcgi_threads;		/* requests one pyexec-fcgi process holds */
+	unsigned fcgi_processes;	/* > 1: pyexec-fcgi supervises that many */
 	unsigned retry_after_s;		/* Retry-After of 503 max sessions */
 	/* switches */
 	int	allow_degraded;		/* run without cgroups (RLIMIT_AS) */

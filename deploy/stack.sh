@@ -158,16 +158,18 @@ copy_www() {
 	chmod -R a+rX "$dir/www"
 }
 
-# spawn-fcgi workers: two processes sharing one socket.
+# spawn-fcgi workers: one supervising pyexec-fcgi (its pid in fcgi.pid) that
+# keeps two worker processes on the socket and replaces any that dies.
 start_spawn_fcgi() {
 	local fg=$1
 	if [ "$fg" = 1 ]; then
 		spawn-fcgi -s "$dir/fcgi.sock" -M 0660 -U "$user" -G "$user" -u "$user" -g "$user" \
-		    -F 2 -P "$dir/fcgi.pid" -- "$dir/bin/pyexec-fcgi" -c "$dir/pyexec.conf" >/dev/null
+		    -P "$dir/fcgi.pid" -- "$dir/bin/pyexec-fcgi" -c "$dir/pyexec.conf" \
+		    --fcgi_processes=2 >/dev/null
 	else
 		setsid spawn-fcgi -s "$dir/fcgi.sock" -M 0660 -U "$user" -G "$user" -u "$user" -g "$user" \
-		    -F 2 -P "$dir/fcgi.pid" -- "$dir/bin/pyexec-fcgi" -c "$dir/pyexec.conf" \
-		    >>"$dir/fcgi.log" 2>&1 </dev/null
+		    -P "$dir/fcgi.pid" -- "$dir/bin/pyexec-fcgi" -c "$dir/pyexec.conf" \
+		    --fcgi_processes=2 >>"$dir/fcgi.log" 2>&1 </dev/null
 	fi
 }
 

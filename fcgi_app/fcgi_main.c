@@ -7,6 +7,9 @@
  * answer.  Enough threads run (fcgi_threads) that a two-second execution
  * never holds the only free one (architecture.md, rule 5).
  */
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -240,6 +243,10 @@ fcgi_handle(FCGX_Request *rq, struct sess_client *sc)
 	case FR_SESSION:
 		fcgi_delete(sc, arg, arglen, &r);
 		break;
+	case FR_STATIC:
+		/* The web server serves these files; it has none here. */
+		fcgi_reply_error(&r, 404, "not found");
+		break;
 	case FR_NONE:
 	default:
 		break;
@@ -248,7 +255,8 @@ fcgi_handle(FCGX_Request *rq, struct sess_client *sc)
 	log_info("event=request rid=%s method=%s path=%s status=%d outcome=%s sid=%s dur_us=%llu",
 	    log_quote(q1, sizeof(q1), rid), log_quote(q2, sizeof(q2), method),
 	    route == FR_NONE ? "other" : route == FR_EXECUTE ? "/execute" :
-	    route == FR_HEALTH ? "/health" : route == FR_METRICS ? "/metrics" : "/sessions",
+	    route == FR_HEALTH ? "/health" : route == FR_METRICS ? "/metrics" :
+	    route == FR_STATIC ? "static" : "/sessions",
 	    r.fr_status, r.fr_outcome, r.fr_sid[0] ? r.fr_sid : "-",
 	    (unsigned long long)(mono_us() - t0));
 	fcgi_reply_free(&r);
@@ -273,12 +281,84 @@ fcgi_worker(void *arg)
 	return NULL;
 }
 
+static void	fcgi_serve(void);
+
+static volatile sig_atomic_t stop_signal;
+
+static void
+fcgi_on_stop(int sig)
+{
+	stop_signal = sig;
+}
+
+static pid_t
+fcgi_spawn(pid_t master)
+{
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return pid;
+	/* A worker never outlives its supervisor. */
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != master)
+		_exit(1);
+	fcgi_serve();
+	_exit(0);
+}
+
+/*
+ * fcgi_processes > 1: this process keeps that many workers accepting on the
+ * inherited socket, and replaces any that dies (a crash, a kill -9), so a
+ * process manager that starts pyexec-fcgi once still gets its workers back.
+ * Never returns.
+ */
+static void
+fcgi_supervise(void)
+{
+	struct sigaction sa;
+	pid_t master = getpid(), *kids, pid;
+	unsigned i, n = cfg.fcgi_processes;
+	int st;
+
+	if ((kids = calloc(n, sizeof(*kids))) == NULL)
+		fatal("calloc");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fcgi_on_stop;	/* no SA_RESTART: waitpid returns */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	for (i = 0; i < n; i++)
+		if ((kids[i] = fcgi_spawn(master)) == -1)
+			fatal("fork");
+	log_info("event=supervising workers=%u", n);
+	while (!stop_signal) {
+		if ((pid = waitpid(-1, &st, 0)) == -1)
+			continue;
+		for (i = 0; i < n; i++) {
+			if (kids[i] != pid)
+				continue;
+			log_warn("event=worker_exit pid=%d status=%d signal=%d", (int)pid,
+			    WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+			    WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+			if (stop_signal)
+				break;
+			usleep(100000);	/* a worker that dies at once must not spin us */
+			if ((kids[i] = fcgi_spawn(master)) == -1)
+				log_err("func=%s fork errno=\"%s\"", __func__, strerror(errno));
+		}
+	}
+	for (i = 0; i < n; i++)
+		if (kids[i] > 0)
+			kill(kids[i], SIGTERM);
+	while (wait(NULL) > 0)
+		;
+	log_info("event=stopped signal=%d", (int)stop_signal);
+	exit(0);
+}
+
 int
 main(int argc, char **argv)
 {
-	pthread_attr_t attr;
-	pthread_t *tids;
-	unsigned i;
 
 	log_init("pyexec-fcgi");
 	argc = cfg_from_args(&cfg, argc, argv);
@@ -302,6 +382,20 @@ main(int argc, char **argv)
 		    "spawn-fcgi, Apache mod_fcgid or lighttpd");
 	signal(SIGPIPE, SIG_IGN);
 	reply_bound_ms = cfg_reply_bound_ms(&cfg);
+	if (cfg.fcgi_processes > 1)
+		fcgi_supervise();
+	fcgi_serve();
+	return 0;
+}
+
+/* Runs the accept loops of this process's threads; returns when they end. */
+static void
+fcgi_serve(void)
+{
+	pthread_attr_t attr;
+	pthread_t *tids;
+	unsigned i;
+
 	if ((tids = calloc(cfg.fcgi_threads, sizeof(*tids))) == NULL)
 		fatal("calloc");
 	pthread_attr_init(&attr);
@@ -313,5 +407,5 @@ main(int argc, char **argv)
 	log_info("event=started threads=%u socket=%s", cfg.fcgi_threads, cfg.socket);
 	for (i = 0; i < cfg.fcgi_threads; i++)
 		pthread_join(tids[i], NULL);
-	return 0;
+	free(tids);
 }

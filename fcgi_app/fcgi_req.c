@@ -54,6 +54,10 @@ fcgi_route(const char *uri, const char **arg, size_t *arglen)
 		return FR_HEALTH;
 	if (len == 8 && !memcmp(uri, "/metrics", 8))
 		return FR_METRICS;
+	/* Served by the web server; here only when it did not (or not this method). */
+	if ((len == 1 && uri[0] == '/') || (len == 5 && !memcmp(uri, "/docs", 5)) ||
+	    (len == 13 && !memcmp(uri, "/openapi.json", 13)))
+		return FR_STATIC;
 	if (len > 10 && !memcmp(uri, "/sessions/", 10) &&
 	    memchr(uri + 10, '/', len - 10) == NULL) {
 		*arg = uri + 10;
@@ -71,6 +75,7 @@ fcgi_allowed(enum fcgi_route r, const char *method)
 		return strcmp(method, "POST") ? "POST" : NULL;
 	case FR_HEALTH:
 	case FR_METRICS:
+	case FR_STATIC:
 		return strcmp(method, "GET") && strcmp(method, "HEAD") ? "GET, HEAD" : NULL;
 	case FR_SESSION:
 		return strcmp(method, "DELETE") ? "DELETE" : NULL;

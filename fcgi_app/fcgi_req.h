@@ -21,7 +21,8 @@ enum fcgi_route {
 	FR_EXECUTE,	/* POST /execute */
 	FR_HEALTH,	/* GET /health */
 	FR_METRICS,	/* GET /metrics */
-	FR_SESSION	/* DELETE /sessions/{id} */
+	FR_SESSION,	/* DELETE /sessions/{id} */
+	FR_STATIC	/* GET /, /docs, /openapi.json: the web server's files */
 };
 
 /* An HTTP answer, ready to be written. */

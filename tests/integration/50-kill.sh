@@ -75,6 +75,11 @@ assert_eq "daemon restarted: old ids answer session not found" "$STATUS $BODY" '
 
 # --- a FastCGI worker mid-request -------------------------------------------
 if [ "${PYEXEC_SERVER:-nginx}" = nginx ]; then
+	# fcgi.pid names the supervising pyexec-fcgi; its children are the workers.
+	master=$(cat $dir/fcgi.pid)
+	workers() { pgrep -P "$master" | sort | tr '\n' ' '; }
+	before=$(workers)
+	assert_eq "two workers under the supervisor" "$(echo $before | wc -w)" 2
 	exec_code 'y = 7'
 	sid=$(jget .id)
 	curl -s -o "$T_TMP/slow" -w '%{http_code}' --max-time 20 -X POST \
@@ -83,13 +88,17 @@ if [ "${PYEXEC_SERVER:-nginx}" = nginx ]; then
 	    "$PYEXEC_URL/execute" > "$T_TMP/slow.st" &
 	cpid=$!
 	sleep 0.5
-	# The worker holding the request is the one connected to nginx for it:
-	# kill every worker; the client's request must end in JSON, not HTML.
-	for w in $(cat $dir/fcgi.pid); do kill -9 "$w" 2>/dev/null; done
+	# One of the two holds the request: kill both.
+	for w in $before; do kill -9 "$w" 2>/dev/null; done
 	wait $cpid
 	assert_eq "worker killed mid-request: the client gets JSON 500" \
 	    "$(cat "$T_TMP/slow.st") $(cat "$T_TMP/slow")" '500 {"error": "Internal server error"}'
-	skip "worker replacement: the development stack's supervision of workers is not built yet"
+	for i in $(seq 50); do [ "$(workers | wc -w)" = 2 ] && break; sleep 0.1; done
+	after=$(workers)
+	check "killed workers are replaced by the supervisor ($before -> $after)" \
+	    bash -c "[ \"$(echo $after | wc -w)\" = 2 ] && [ \"$after\" != \"$before\" ]"
+	exec_code 'print(y)' "$sid"
+	assert_eq "after the workers' death: the session is untouched" "$(jget .stdout)" 7
 else
 	skip "worker kill tested with nginx + spawn-fcgi only"
 	skip "worker replacement"

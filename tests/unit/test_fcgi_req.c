@@ -58,7 +58,10 @@ test_route(void)
 	route_is("/sessions", FR_NONE, NULL);
 	route_is("/sessions/a/b", FR_NONE, NULL);
 	route_is("/sessions/a/", FR_NONE, NULL);
-	route_is("/", FR_NONE, NULL);
+	route_is("/", FR_STATIC, NULL);
+	route_is("/docs", FR_STATIC, NULL);
+	route_is("/openapi.json?x", FR_STATIC, NULL);
+	route_is("/docs/", FR_NONE, NULL);
 	route_is("", FR_NONE, NULL);
 	route_is("/executex", FR_NONE, NULL);
 	route_is("/execute/", FR_NONE, NULL);
