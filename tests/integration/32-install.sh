@@ -32,7 +32,7 @@ check "... and puts the new default beside it (pyexec.conf.dist)" cmp -s "$d/etc
 # Every key of the program's configuration is in the installed file, with its default.
 for k in socket state_dir socket_group cgroup time_limit_ms grace_ms memory_limit_mb max_sessions \
     queue_max output_limit max_body idle_timeout_s pids_max nofile tmp_mb pool_size preload \
-    uid_base uid_count fcgi_threads retry_after_s allow_degraded landlock seccomp log_debug; do
+    uid_base uid_count fcgi_threads fcgi_processes retry_after_s allow_degraded landlock seccomp log_debug; do
 	grep -q "^$k = " "$d/etc/pyexec/pyexec.conf.dist" || { not_ok "pyexec.conf lists $k"; continue; }
 done
 ok "the configuration file lists every key"
