@@ -419,6 +419,7 @@ fuzz_route(struct rd *r)
 	case FR_EXECUTE:
 	case FR_HEALTH:
 	case FR_METRICS:
+	case FR_STATIC:
 	case FR_NONE:
 		CHECK(arg == NULL && arglen == 0);
 		break;
