@@ -158,19 +158,28 @@ copy_www() {
 	chmod -R a+rX "$dir/www"
 }
 
-# spawn-fcgi workers: one supervising pyexec-fcgi (its pid in fcgi.pid) that
-# keeps two worker processes on the socket and replaces any that dies.
+# spawn-fcgi workers: one supervising pyexec-fcgi that keeps two worker
+# processes on the socket and replaces any that dies.  -n: spawn-fcgi binds
+# the socket and becomes pyexec-fcgi (same pid, in fcgi.pid); without it,
+# spawn-fcgi would send the workers' stderr, their log, to /dev/null.
 start_spawn_fcgi() {
 	local fg=$1
 	if [ "$fg" = 1 ]; then
-		spawn-fcgi -s "$dir/fcgi.sock" -M 0660 -U "$user" -G "$user" -u "$user" -g "$user" \
-		    -P "$dir/fcgi.pid" -- "$dir/bin/pyexec-fcgi" -c "$dir/pyexec.conf" \
-		    --fcgi_processes=2 >/dev/null
+		spawn-fcgi -n -s "$dir/fcgi.sock" -M 0660 -U "$user" -G "$user" -u "$user" -g "$user" \
+		    -- "$dir/bin/pyexec-fcgi" -c "$dir/pyexec.conf" --fcgi_processes=2 &
 	else
-		setsid spawn-fcgi -s "$dir/fcgi.sock" -M 0660 -U "$user" -G "$user" -u "$user" -g "$user" \
-		    -P "$dir/fcgi.pid" -- "$dir/bin/pyexec-fcgi" -c "$dir/pyexec.conf" \
-		    --fcgi_processes=2 >>"$dir/fcgi.log" 2>&1 </dev/null
+		setsid spawn-fcgi -n -s "$dir/fcgi.sock" -M 0660 -U "$user" -G "$user" -u "$user" -g "$user" \
+		    -- "$dir/bin/pyexec-fcgi" -c "$dir/pyexec.conf" --fcgi_processes=2 \
+		    >>"$dir/fcgi.log" 2>&1 </dev/null &
 	fi
+	echo $! > "$dir/fcgi.pid"
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ -S "$dir/fcgi.sock" ] && return 0
+		sleep 0.05
+	done
+	log "spawn-fcgi did not create $dir/fcgi.sock"
+	return 1
 }
 
 start_nginx() {
