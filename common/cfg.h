@@ -63,9 +63,9 @@ int	cfg_check(const struct cfg *c, char *err, size_t errlen);
 
 /*
  * The usual start-up of both programs: defaults, then the file (-c FILE or the
- * default path), then every --key=value.  Other arguments are left in place:
- * returns the index of the first argument it did not consume.  Exits with a
- * message on a bad key or value.
+ * default path), then every --key=value.  Other arguments are moved to the
+ * front of argv (after argv[0]): returns their count, argv[0] included.
+ * Exits with a message on a bad key or value.
  */
 int	cfg_from_args(struct cfg *c, int argc, char **argv);
 

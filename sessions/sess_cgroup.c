@@ -416,6 +416,18 @@ cg_destroy(struct cg *g)
 }
 
 void
+cg_abandon(struct cg *g)
+{
+	int i;
+
+	if (g == NULL)
+		return;
+	for (i = 0; i < CG_MAX_PROCS_FDS; i++)
+		g->g_dir[i][0] = '\0';
+	(void)cg_destroy(g);
+}
+
+void
 cg_fini(void)
 {
 	int i;

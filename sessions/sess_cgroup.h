@@ -54,6 +54,10 @@ void	cg_kill_all(struct cg *g);
  */
 int	cg_destroy(struct cg *g);
 
+/* Frees the handle but leaves the directory (a cgroup that would not go):
+ * the next start's clean-up of stale cgroups removes it. */
+void	cg_abandon(struct cg *g);
+
 /* Removes the daemon's subtree (at shutdown, once every child is gone). */
 void	cg_fini(void);
 

@@ -652,9 +652,10 @@ sess_bury(struct sess *s, uint64_t now)
 		return;
 	}
 	if (++s->s_buried_tries > 100) {
-		log_err("func=%s serial=%u event=cgroup_leak errno=\"%s\"", __func__,
+		log_err("func=%s serial=%u event=cgroup_left errno=\"%s\"", __func__,
 		    s->s_serial, strerror(errno));
-		s->s_cg = NULL;	/* XXX: handle leaked with its directory */
+		cg_abandon(s->s_cg);
+		s->s_cg = NULL;
 		sess_free(s);
 		return;
 	}
