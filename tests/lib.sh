@@ -141,6 +141,30 @@ need_cmd() {
 	for c in "$@"; do command -v "$c" >/dev/null 2>&1 || return 1; done
 }
 
+# Sessions a script made on the shared stack, deleted at its end (forget_all)
+# so that later scripts do not meet the session limit.
+T_DEFAULT_URL=$PYEXEC_URL
+IDS=""
+track() {
+	local i
+	i=$(jget '.id // empty')
+	[ -n "$i" ] && IDS="$IDS $i"
+	return 0
+}
+forget_all() {
+	local i
+	for i in $IDS; do
+		curl -s -o /dev/null --max-time 10 -X DELETE "$T_DEFAULT_URL/sessions/$i" || true
+	done
+}
+
+# bg_stop PORT: stops a stack of the script's own in the background (stopping
+# is slow); the script waits for it before its end.
+bg_stop() { "$PYEXEC_TOP/deploy/stack.sh" stop "$1" >/dev/null 2>&1 & }
+
+# body_jq FILTER: the last BODY satisfies a jq condition.
+body_jq() { printf '%s' "$BODY" | jq -e "$1" >/dev/null 2>&1; }
+
 # The error-XOR-output rule of the contract, on the last BODY.
 xor_rule_holds() {
 	printf '%s' "$BODY" | jq -e '(has("error") and (has("stdout") or has("stderr"))) | not' >/dev/null 2>&1

@@ -4,26 +4,11 @@
 . "$(dirname "$0")/../lib.sh"
 
 UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
-IDS=""
 
 # body_jq FILTER: true if the last BODY is JSON and FILTER holds on it.
-body_jq() { printf '%s' "$BODY" | jq -e "$1" >/dev/null 2>&1; }
 
 # track: remembers the session id of the last reply, deleted at the end so that
 # this script leaves the shared stack's session table as it found it.
-track() {
-	local i
-	i=$(jget '.id // empty')
-	[ -n "$i" ] && IDS="$IDS $i"
-	return 0
-}
-
-forget_all() {
-	local i
-	for i in $IDS; do
-		curl -s -o /dev/null --max-time 10 -X DELETE "$PYEXEC_URL/sessions/$i" || true
-	done
-}
 
 # expect_error NAME STATUS MESSAGE: the last reply is STATUS with the body
 # exactly {"error": "MESSAGE"}, as JSON.

@@ -4,27 +4,8 @@
 . "$(dirname "$0")/../lib.sh"
 
 UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
-IDS=""
 BG_PIDS=""
 DEFAULT_URL=$PYEXEC_URL
-
-# bg_stop PORT: stops an own stack in the background (stopping is slow); the
-# script waits for it before its end.
-bg_stop() { "$PYEXEC_TOP/deploy/stack.sh" stop "$1" >/dev/null 2>&1 & }
-
-track() {
-	local i
-	i=$(jget '.id // empty')
-	[ -n "$i" ] && IDS="$IDS $i"
-	return 0
-}
-
-forget_all() {
-	local i
-	for i in $IDS; do
-		curl -s -o /dev/null --max-time 10 -X DELETE "$DEFAULT_URL/sessions/$i" || true
-	done
-}
 
 # bg_exec NAME CODE [ID]: POST /execute in the background; the reply goes to
 # $T_TMP/NAME.body, the status to $T_TMP/NAME.status, the headers to NAME.headers.

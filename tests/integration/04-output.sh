@@ -4,30 +4,8 @@
 # SystemExit, invalid UTF-8, JSON escaping, the per-stream cap, syntax errors.
 . "$(dirname "$0")/../lib.sh"
 
-IDS=""
-
 # body_jq FILTER: true if the last BODY is JSON and FILTER holds on it.
-body_jq() { printf '%s' "$BODY" | jq -e "$1" >/dev/null 2>&1; }
 DEFAULT_URL=$PYEXEC_URL
-
-# bg_stop PORT: stops an own stack in the background (stopping is slow); the
-# script waits for it before its end.
-bg_stop() { "$PYEXEC_TOP/deploy/stack.sh" stop "$1" >/dev/null 2>&1 & }
-
-
-track() {
-	local i
-	i=$(jget '.id // empty')
-	[ -n "$i" ] && IDS="$IDS $i"
-	return 0
-}
-
-forget_all() {
-	local i
-	for i in $IDS; do
-		curl -s -o /dev/null --max-time 10 -X DELETE "$DEFAULT_URL/sessions/$i" || true
-	done
-}
 
 # run CODE [ID]: exec_code, remembers the id in $id.
 run() {

@@ -4,26 +4,7 @@
 # end a session, a dead daemon, dead FastCGI workers, a client that leaves.
 . "$(dirname "$0")/../lib.sh"
 
-IDS=""
 DEFAULT_URL=$PYEXEC_URL
-
-# bg_stop PORT: stops an own stack in the background (stopping is slow); the
-# script waits for it before its end.
-bg_stop() { "$PYEXEC_TOP/deploy/stack.sh" stop "$1" >/dev/null 2>&1 & }
-
-track() {
-	local i
-	i=$(jget '.id // empty')
-	[ -n "$i" ] && IDS="$IDS $i"
-	return 0
-}
-
-forget_all() {
-	local i
-	for i in $IDS; do
-		curl -s -o /dev/null --max-time 10 -X DELETE "$DEFAULT_URL/sessions/$i" || true
-	done
-}
 
 run() {
 	exec_code "$@"

@@ -5,9 +5,6 @@
 
 DEFAULT_URL=$PYEXEC_URL
 
-# bg_stop PORT: stops an own stack in the background (stopping is slow); the
-# script waits for it before its end.
-bg_stop() { "$PYEXEC_TOP/deploy/stack.sh" stop "$1" >/dev/null 2>&1 & }
 UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
 
 # metric NAME: the value of one sample of GET /metrics ("" when absent);

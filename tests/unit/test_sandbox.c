@@ -840,6 +840,9 @@ s_no_ia32(void)
 	int	st;
 
 	if ((pid = fork()) == 0) {
+		/* A sanitizer's SIGSEGV handler would turn the fault into an exit. */
+		signal(SIGSEGV, SIG_DFL);
+		signal(SIGBUS, SIG_DFL);
 		_exit(p_i386() == 1 ? 0 : 1);
 	}
 	if (pid == -1 || waitpid(pid, &st, 0) != pid)
