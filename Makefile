@@ -3,7 +3,11 @@
 #   make              build build/pyexec-sessiond and build/pyexec-fcgi
 #   make run          install what is missing, build, serve on 127.0.0.1:8000
 #   make start PORT=N / make stop PORT=N   the same stack in the background
-#   make test         unit tests, then integration tests against real web servers
+#   make test         unit tests, fuzz smoke, then the integration suite against
+#                     each web server (nginx, Apache, lighttpd); ends "N passed, N failed"
+#   make bench        the performance table of the README
+#   make soak         a mixed workload for SOAK_SECONDS, then invariants
+#   make fuzz         the libFuzzer targets, FUZZ_SECONDS each
 #   make asan         the same programs with AddressSanitizer + UBSan (build-asan/)
 #   make install      PREFIX=/usr/local DESTDIR=
 
