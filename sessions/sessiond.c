@@ -947,7 +947,10 @@ zygote_down(const char *why)
 
 	if (zyg.fd < 0)
 		return;
-	log_err("event=zygote_down pid=%d why=%s", (int)zyg.pid, why);
+	if (stopping)
+		log_info("event=zygote_stopped pid=%d", (int)zyg.pid);
+	else
+		log_err("event=zygote_down pid=%d why=%s", (int)zyg.pid, why);
 	close_fd(&zyg.fd);
 	zyg.ready = 0;
 	if (zyg.pid > 0)
@@ -1417,9 +1420,10 @@ reap_children(void)
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
 		if (pid == zyg.pid) {
-			log_err("event=zygote_exit pid=%d status=%d signal=%d", (int)pid,
-			    WIFEXITED(st) ? WEXITSTATUS(st) : -1,
-			    WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+			if (!stopping)
+				log_err("event=zygote_exit pid=%d status=%d signal=%d", (int)pid,
+				    WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+				    WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 			zyg.pid = -1;
 			zygote_down("exited");
 		}
