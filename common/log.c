@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,12 +9,22 @@
 #include "log.h"
 
 static const char *log_prog = "pyexec";
+static pid_t log_pid;		/* getpid() is a system call: kept, renewed at fork */
 int log_debug_on;
+
+static void
+log_renew_pid(void)
+{
+	log_pid = getpid();
+}
 
 void
 log_init(const char *prog)
 {
 	log_prog = prog;
+	if (log_pid == 0)
+		(void)pthread_atfork(NULL, NULL, log_renew_pid);
+	log_renew_pid();
 }
 
 /*
@@ -34,7 +45,7 @@ log_vemit(const char *level, const char *fmt, va_list ap, int errnum)
 	    "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s prog=%s pid=%d ",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 	    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level, log_prog,
-	    (int)getpid());
+	    (int)(log_pid ? log_pid : getpid()));
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
 	m = vsnprintf(line + n, sizeof(line) - n, fmt, ap);

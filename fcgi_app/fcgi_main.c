@@ -67,20 +67,36 @@ fcgi_write(FCGX_Request *rq, const struct fcgi_reply *r, int head_only)
 }
 
 /*
- * Reads the body, at most max_body bytes.  Returns its length, -1 when it is
- * over the limit, -2 on a read error.  *out is malloc'd.
+ * Reads the body, at most max_body bytes, into a buffer sized by the
+ * announced length (web servers pass CONTENT_LENGTH for every body they
+ * forward), grown geometrically if more arrives or none was announced.
+ * Returns its length, -1 when it is over the limit, -2 on a read error.
+ * *out is malloc'd.
  */
 static long
-fcgi_read_body(FCGX_Request *rq, char **out)
+fcgi_read_body(FCGX_Request *rq, unsigned long long announced, char **out)
 {
-	size_t cap = cfg.max_body + 1, len = 0;
-	char *buf;
+	size_t limit = cfg.max_body + 1, cap, len = 0;
+	char *buf, *nb;
 	int n;
 
 	*out = NULL;
+	cap = announced > 0 && announced < limit ? (size_t)announced + 1 : 16384;
+	if (cap > limit)
+		cap = limit;
 	if ((buf = malloc(cap + 1)) == NULL)
 		return -2;
-	while (len < cap) {
+	for (;;) {
+		if (len == cap) {
+			if (cap == limit)
+				break;
+			cap = cap > limit / 2 ? limit : cap * 2;
+			if ((nb = realloc(buf, cap + 1)) == NULL) {
+				free(buf);
+				return -2;
+			}
+			buf = nb;
+		}
 		n = FCGX_GetStr(buf + len, (int)(cap - len), rq->in);
 		if (n <= 0)
 			break;
@@ -109,10 +125,11 @@ fcgi_execute(FCGX_Request *rq, struct sess_client *sc, struct fcgi_reply *r)
 	struct sess_reply sr;
 	const char *err;
 	char *body;
+	unsigned long long announced = cl != NULL ? strtoull(cl, NULL, 10) : 0;
 	long len;
 	int st;
 
-	if (cl != NULL && strtoull(cl, NULL, 10) > cfg.max_body) {
+	if (announced > cfg.max_body) {
 		fcgi_reply_error(r, 413, "request body too large");
 		return;
 	}
@@ -120,7 +137,7 @@ fcgi_execute(FCGX_Request *rq, struct sess_client *sc, struct fcgi_reply *r)
 		fcgi_reply_error(r, 415, "Content-Type must be application/json");
 		return;
 	}
-	if ((len = fcgi_read_body(rq, &body)) < 0) {
+	if ((len = fcgi_read_body(rq, announced, &body)) < 0) {
 		if (len == -1)
 			fcgi_reply_error(r, 413, "request body too large");
 		else
@@ -262,6 +279,29 @@ fcgi_handle(FCGX_Request *rq, struct sess_client *sc)
 	fcgi_reply_free(&r);
 }
 
+/*
+ * libfcgi ends a connection with a lingering close: shutdown, then wait for
+ * the web server to close its end.  That protects a reply from a reset
+ * while the server still has input in flight; once the request's input has
+ * been read to its end there is none, and the wait is one more sleep and
+ * wake-up per request.  Then the connection is closed at once.  A request
+ * without a body has only the empty end-of-input record left, which the
+ * server sends with the parameters.
+ */
+static void
+fcgi_close_early(FCGX_Request *rq)
+{
+	const char *cl;
+
+	if (FCGX_HasSeenEOF(rq->in) != EOF) {
+		cl = FCGX_GetParam("CONTENT_LENGTH", rq->envp);
+		if ((cl != NULL && strtoull(cl, NULL, 10) != 0) ||
+		    FCGX_GetChar(rq->in) != EOF || FCGX_HasSeenEOF(rq->in) != EOF)
+			return;
+	}
+	(void)FCGX_Detach(rq);
+}
+
 static void *
 fcgi_worker(void *arg)
 {
@@ -275,6 +315,7 @@ fcgi_worker(void *arg)
 		fatalx("FCGX_InitRequest failed");
 	while (FCGX_Accept_r(&rq) >= 0) {
 		fcgi_handle(&rq, sc);
+		fcgi_close_early(&rq);
 		FCGX_Finish_r(&rq);
 	}
 	sess_client_free(sc);
