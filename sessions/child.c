@@ -213,20 +213,24 @@ child_recv_run(struct proto_run *run)
 {
 	char *code;
 	uint32_t got = 0;
-	int r;
+	int r, whole;
 
 	do
 		r = proto_recv(SESS_CHILD_CTL_FD, &crx);
 	while (r == -1 && errno == EINTR);
-	if (r != 1 || crx.pm_hdr.ph_type != PROTO_RUN ||
-	    !proto_payload_is(&crx, sizeof(*run)))
+	if (r != 1 || crx.pm_hdr.ph_type != PROTO_RUN || crx.pm_hdr.ph_len < sizeof(*run))
 		child_die();	/* the daemon closed the link, or spoke nonsense */
 	memcpy(run, crx.pm_payload, sizeof(*run));
-	if (run->prn_code_len > ccfg->max_body)
+	if (run->prn_code_len > ccfg->max_body ||
+	    (whole = proto_msg_whole(&crx, sizeof(*run), run->prn_code_len)) == -1)
 		child_die();
 	if ((code = malloc(run->prn_code_len + 1)) == NULL)
 		child_die();
-	for (;;) {
+	if (whole) {
+		memcpy(code, crx.pm_payload + sizeof(*run), run->prn_code_len);
+		got = run->prn_code_len;
+	}
+	while (got < run->prn_code_len) {
 		do
 			r = proto_recv(SESS_CHILD_CTL_FD, &crx);
 		while (r == -1 && errno == EINTR);
@@ -235,11 +239,9 @@ child_recv_run(struct proto_run *run)
 			child_die();
 		memcpy(code + got, crx.pm_payload, crx.pm_hdr.ph_len);
 		got += crx.pm_hdr.ph_len;
-		if (crx.pm_hdr.ph_flags & PROTO_F_END)
-			break;
+		if (!!(crx.pm_hdr.ph_flags & PROTO_F_END) != (got == run->prn_code_len))
+			child_die();
 	}
-	if (got != run->prn_code_len)
-		child_die();
 	code[got] = '\0';
 	return code;
 }
@@ -388,10 +390,11 @@ child_main(const struct cfg *c, const struct sbx *sbx, int go_fd, unsigned uid,
 				PyErr_Clear();
 				d.pd_status = PROTO_D_NOT_JSON;
 			} else {
+				struct proto_part part = { PROTO_STREAM_RESULT, js, (size_t)jlen };
+
 				d.pd_res_len = (uint32_t)jlen;
-				child_send(PROTO_DONE, jlen ? 0 : PROTO_F_END, &d, sizeof(d));
-				if (jlen && proto_send_data(SESS_CHILD_CTL_FD, PROTO_STREAM_RESULT,
-				    0, js, (size_t)jlen, 1) == -1)
+				if (proto_send_msg(SESS_CHILD_CTL_FD, PROTO_DONE, 0, &d, sizeof(d),
+				    &part, 1) == -1)
 					child_die();
 				Py_DECREF(json);
 				continue;

@@ -7,20 +7,27 @@
 
 #include "proto.h"
 
-int
-proto_send(int fd, uint8_t type, uint16_t flags, uint32_t reqid,
-    const void *payload, size_t len, const int *fds, int nfds)
+/* One frame of the nparts pieces (a struct and up to PROTO_MAX_PARTS data
+ * parts), the header added in front. */
+static int
+proto_sendv(int fd, uint8_t type, uint16_t flags, uint32_t reqid,
+    const struct iovec *parts, int nparts, const int *fds, int nfds)
 {
 	struct proto_hdr h;
-	struct iovec iov[2];
+	struct iovec iov[1 + PROTO_MAX_PARTS];
 	struct msghdr msg;
 	union {
 		struct cmsghdr	align;
 		char		buf[CMSG_SPACE(sizeof(int) * PROTO_MAX_FDS)];
 	} cm;
+	size_t len = 0;
 	ssize_t n;
+	int i, k = 1;
 
-	if (len > PROTO_MAX_PAYLOAD || nfds < 0 || nfds > PROTO_MAX_FDS) {
+	for (i = 0; i < nparts; i++)
+		len += parts[i].iov_len;
+	if (len > PROTO_MAX_PAYLOAD || nparts > 1 + PROTO_MAX_PARTS || nfds < 0 ||
+	    nfds > PROTO_MAX_FDS) {
 		errno = EMSGSIZE;
 		return -1;
 	}
@@ -31,11 +38,12 @@ proto_send(int fd, uint8_t type, uint16_t flags, uint32_t reqid,
 	h.ph_len = (uint32_t)len;
 	iov[0].iov_base = &h;
 	iov[0].iov_len = sizeof(h);
-	iov[1].iov_base = (void *)(uintptr_t)payload;
-	iov[1].iov_len = len;
+	for (i = 0; i < nparts; i++)
+		if (parts[i].iov_len > 0)
+			iov[k++] = parts[i];
 	memset(&msg, 0, sizeof(msg));
 	msg.msg_iov = iov;
-	msg.msg_iovlen = len ? 2 : 1;
+	msg.msg_iovlen = k;
 	if (nfds > 0) {
 		struct cmsghdr *c;
 
@@ -58,6 +66,56 @@ proto_send(int fd, uint8_t type, uint16_t flags, uint32_t reqid,
 		return -1;
 	}
 	return 0;
+}
+
+int
+proto_send(int fd, uint8_t type, uint16_t flags, uint32_t reqid,
+    const void *payload, size_t len, const int *fds, int nfds)
+{
+	struct iovec iov = { (void *)(uintptr_t)payload, len };
+
+	return proto_sendv(fd, type, flags, reqid, &iov, len ? 1 : 0, fds, nfds);
+}
+
+int
+proto_send_msg(int fd, uint8_t type, uint32_t reqid, const void *st,
+    size_t stlen, const struct proto_part *parts, int nparts)
+{
+	struct iovec iov[1 + PROTO_MAX_PARTS];
+	size_t total = stlen;
+	int i, last = -1;
+
+	if (nparts > PROTO_MAX_PARTS) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	iov[0].iov_base = (void *)(uintptr_t)st;
+	iov[0].iov_len = stlen;
+	for (i = 0; i < nparts; i++) {
+		iov[1 + i].iov_base = (void *)(uintptr_t)parts[i].pp_buf;
+		iov[1 + i].iov_len = parts[i].pp_len;
+		total += parts[i].pp_len;
+		if (parts[i].pp_len > 0)
+			last = i;
+	}
+	if (total <= PROTO_MAX_PAYLOAD)
+		return proto_sendv(fd, type, PROTO_F_END, reqid, iov, 1 + nparts, NULL, 0);
+	if (proto_sendv(fd, type, 0, reqid, iov, 1, NULL, 0) == -1)
+		return -1;
+	for (i = 0; i <= last; i++)
+		if (parts[i].pp_len > 0 && proto_send_data(fd, parts[i].pp_stream, reqid,
+		    parts[i].pp_buf, parts[i].pp_len, i == last) == -1)
+			return -1;
+	return 0;
+}
+
+int
+proto_msg_whole(const struct proto_msg *m, size_t stlen, size_t datalen)
+{
+	if (m->pm_hdr.ph_flags & PROTO_F_END)
+		return m->pm_hdr.ph_len == stlen + datalen ? 1 : -1;
+	/* The struct alone, announcing data that did not fit beside it. */
+	return m->pm_hdr.ph_len == stlen && stlen + datalen > PROTO_MAX_PAYLOAD ? 0 : -1;
 }
 
 int

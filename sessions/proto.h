@@ -3,9 +3,10 @@
  * datagram, a fixed header then at most PROTO_MAX_PAYLOAD bytes of payload.
  * Spoken on three kinds of link: FastCGI worker <-> daemon, daemon <-> zygote,
  * daemon <-> session child.  Payloads are fixed structs in host byte order (both
- * ends are on one machine) or raw bytes (code, output).  Large code or output
- * travels as PROTO_DATA frames after the struct that announces its length, the
- * way FastCGI records do.  This module is the only code that casts buffers.
+ * ends are on one machine) or raw bytes (code, output).  Code or output that
+ * fits travels in the frame of the struct that announces its length; larger
+ * ones as PROTO_DATA frames after it, the way FastCGI records do.  This
+ * module is the only code that casts buffers.
  */
 #ifndef PYEXEC_PROTO_H
 #define PYEXEC_PROTO_H
@@ -30,12 +31,12 @@ struct proto_hdr {
 
 enum proto_type {
 	/* FastCGI worker -> daemon */
-	PROTO_EXEC = 1,		/* struct proto_exec, then code as DATA */
+	PROTO_EXEC = 1,		/* struct proto_exec + code (a message) */
 	PROTO_DELETE,		/* struct proto_sid */
 	PROTO_HEALTH,		/* empty */
 	PROTO_METRICS,		/* empty */
 	/* daemon -> FastCGI worker */
-	PROTO_RESULT,		/* struct proto_result, then DATA per stream */
+	PROTO_RESULT,		/* struct proto_result + out, err, result (a message) */
 	PROTO_STATUS,		/* struct proto_stat */
 	PROTO_METRICS_REPLY,	/* struct proto_metrics */
 	/* daemon <-> zygote */
@@ -44,10 +45,10 @@ enum proto_type {
 	PROTO_ZYGOTE_HELLO,	/* struct cfg: the daemon's configuration */
 	PROTO_ZYGOTE_READY,	/* text: the sandbox layers in force */
 	/* daemon <-> session child */
-	PROTO_RUN,		/* struct proto_run, then code as DATA */
+	PROTO_RUN,		/* struct proto_run + code (a message) */
 	PROTO_CHILD_READY,	/* empty */
 	PROTO_CHILD_FAIL,	/* text: why set-up failed (logged, never to clients) */
-	PROTO_DONE,		/* struct proto_done, then DATA (script result) */
+	PROTO_DONE,		/* struct proto_done + script result (a message) */
 	/* any direction */
 	PROTO_DATA,		/* raw bytes; ph_flags: stream, END */
 	PROTO_TYPE_MAX
@@ -172,6 +173,30 @@ struct proto_msg {
  */
 int	proto_send(int fd, uint8_t type, uint16_t flags, uint32_t reqid,
 	    const void *payload, size_t len, const int *fds, int nfds);
+
+/*
+ * A message: a struct announcing the lengths of its data, then the data, in
+ * parts.  When struct and data fit in one frame they go as that one frame,
+ * flagged END.  Otherwise the frame holds the struct alone and each
+ * non-empty part follows as DATA frames of its stream, the last flagged END.
+ * Returns 0 or -1 (errno).
+ */
+#define PROTO_MAX_PARTS		3
+struct proto_part {
+	uint16_t	 pp_stream;	/* PROTO_STREAM_* */
+	const void	*pp_buf;
+	size_t		 pp_len;
+};
+int	proto_send_msg(int fd, uint8_t type, uint32_t reqid, const void *st,
+	    size_t stlen, const struct proto_part *parts, int nparts);
+
+/*
+ * For a received message whose struct (stlen bytes) announces datalen bytes
+ * of data: 1 if the frame carries all of it (the data at
+ * m->pm_payload + stlen), 0 if the data follows as DATA frames, -1 if the
+ * frame is neither (a protocol violation).
+ */
+int	proto_msg_whole(const struct proto_msg *m, size_t stlen, size_t datalen);
 
 /*
  * Sends len bytes of one stream as DATA frames; the last carries PROTO_F_END

@@ -170,13 +170,14 @@ sc_take_data(struct sess_reply *r, const struct proto_msg *m, uint32_t *got)
 }
 
 /*
- * Sends the first frame; a connection that went stale (the daemon restarted)
- * is replaced once.  Only the first frame is retried: if it failed, the
- * daemon never saw the request, so nothing runs twice.
+ * Sends a request; a connection that went stale (the daemon restarted) is
+ * replaced once.  Resending is safe: the daemon acts on a request only once
+ * it has all of it, and a send that failed means this connection will
+ * never deliver the rest.
  */
 static int
-sc_send_first(struct sess_client *sc, uint8_t type, uint16_t flags,
-    const void *p, size_t len)
+sc_send_req(struct sess_client *sc, uint8_t type, const void *p, size_t len,
+    const struct proto_part *parts, int nparts)
 {
 	int attempt;
 
@@ -186,7 +187,7 @@ sc_send_first(struct sess_client *sc, uint8_t type, uint16_t flags,
 			    __func__, sc->sc_path, strerror(errno));
 			return -1;
 		}
-		if (proto_send(sc->sc_fd, type, flags, sc->sc_reqid, p, len, NULL, 0) == 0)
+		if (proto_send_msg(sc->sc_fd, type, sc->sc_reqid, p, len, parts, nparts) == 0)
 			return 0;
 		if (!sc->sc_used || (errno != EPIPE && errno != ECONNRESET &&
 		    errno != ENOTCONN && errno != ECONNREFUSED))
@@ -222,7 +223,7 @@ sc_read_result(struct sess_client *sc, uint32_t reqid, uint64_t deadline,
 		return 0;
 	}
 	if (sc->sc_rx.pm_hdr.ph_type != PROTO_RESULT ||
-	    !proto_payload_is(&sc->sc_rx, sizeof(pr)))
+	    sc->sc_rx.pm_hdr.ph_len < sizeof(pr))
 		return -1;
 	memcpy(&pr, sc->sc_rx.pm_payload, sizeof(pr));
 	if (pr.pr_out_len > sc->sc_max_stream || pr.pr_err_len > sc->sc_max_stream ||
@@ -244,15 +245,28 @@ sc_read_result(struct sess_client *sc, uint32_t reqid, uint64_t deadline,
 		log_err("func=%s out of memory", __func__);
 		return -1;
 	}
-	if (sc->sc_rx.pm_hdr.ph_flags & PROTO_F_END)
-		return pr.pr_out_len | pr.pr_err_len | pr.pr_res_len ? -1 : 0;
-	for (;;) {
-		if (sc_recv(sc, reqid, deadline) != 1)
-			return -1;
-		if ((k = sc_take_data(r, &sc->sc_rx, got)) == -1)
-			return -1;
-		if (k == 1)
-			break;
+	switch (proto_msg_whole(&sc->sc_rx, sizeof(pr),
+	    (size_t)pr.pr_out_len + pr.pr_err_len + pr.pr_res_len)) {
+	case 1: {
+		const uint8_t *p = sc->sc_rx.pm_payload + sizeof(pr);
+
+		memcpy(r->sr_out, p, pr.pr_out_len);
+		memcpy(r->sr_err, p + pr.pr_out_len, pr.pr_err_len);
+		memcpy(r->sr_res, p + pr.pr_out_len + pr.pr_err_len, pr.pr_res_len);
+		break;
+	}
+	case 0:
+		for (;;) {
+			if (sc_recv(sc, reqid, deadline) != 1)
+				return -1;
+			if ((k = sc_take_data(r, &sc->sc_rx, got)) == -1)
+				return -1;
+			if (k == 1)
+				break;
+		}
+		break;
+	default:
+		return -1;
 	}
 	r->sr_out[r->sr_out_len] = '\0';
 	r->sr_err[r->sr_err_len] = '\0';
@@ -265,6 +279,7 @@ sess_client_exec(struct sess_client *sc, int mode, const uint8_t *id,
     const char *code, size_t len, struct sess_reply *r)
 {
 	struct proto_exec pe;
+	struct proto_part part;
 	uint64_t deadline;
 	uint32_t reqid;
 
@@ -276,13 +291,12 @@ sess_client_exec(struct sess_client *sc, int mode, const uint8_t *id,
 		pe.pe_has_id = 1;
 		memcpy(pe.pe_id, id, PROTO_ID_LEN);
 	}
+	part.pp_stream = PROTO_STREAM_CODE;
+	part.pp_buf = code;
+	part.pp_len = len;
 	reqid = ++sc->sc_reqid;
-	if (sc_send_first(sc, PROTO_EXEC, len ? 0 : PROTO_F_END, &pe, sizeof(pe)) == -1)
+	if (sc_send_req(sc, PROTO_EXEC, &pe, sizeof(pe), &part, 1) == -1)
 		return sc_fail(sc, r);
-	if (len > 0 && proto_send_data(sc->sc_fd, PROTO_STREAM_CODE, reqid, code, len, 1) == -1) {
-		log_err("func=%s event=daemon_send_failed errno=\"%s\"", __func__, strerror(errno));
-		return sc_fail(sc, r);
-	}
 	deadline = mono_ms() + sc->sc_bound_ms;
 	if (sc_read_result(sc, reqid, deadline, r) == -1)
 		return sc_fail(sc, r);
@@ -298,7 +312,7 @@ sc_simple(struct sess_client *sc, uint8_t type, const void *p, size_t len,
 
 	memset(r, 0, sizeof(*r));
 	reqid = ++sc->sc_reqid;
-	if (sc_send_first(sc, type, PROTO_F_END, p, len) == -1)
+	if (sc_send_req(sc, type, p, len, NULL, 0) == -1)
 		return sc_fail(sc, r);
 	if (sc_recv(sc, reqid, mono_ms() + 5000) != 1)
 		return sc_fail(sc, r);

@@ -348,7 +348,8 @@ job_reply(struct job *j, struct sess *s, int status, int ran)
 {
 	struct conn *c = j->j_conn;
 	struct proto_result r;
-	int ok = status == PROTO_S_OK, fd;
+	struct proto_part parts[3];
+	int ok = status == PROTO_S_OK;
 
 	if (c == NULL && !ran)
 		goto done;	/* cancelled before it ran: nobody asked any more */
@@ -372,19 +373,19 @@ job_reply(struct job *j, struct sess *s, int status, int ran)
 			r.pr_res_len = (uint32_t)s->s_r.ob_len;
 		}
 	}
-	fd = c->c_fd;
-	if (proto_send(fd, PROTO_RESULT,
-	    (r.pr_out_len | r.pr_err_len | r.pr_res_len) ? 0 : PROTO_F_END,
-	    j->j_reqid, &r, sizeof(r), NULL, 0) == -1)
-		goto fail;
-	if (r.pr_out_len && proto_send_data(fd, PROTO_STREAM_OUT, j->j_reqid,
-	    s->s_o.ob_buf, r.pr_out_len, !r.pr_err_len && !r.pr_res_len) == -1)
-		goto fail;
-	if (r.pr_err_len && proto_send_data(fd, PROTO_STREAM_ERR, j->j_reqid,
-	    s->s_e.ob_buf, r.pr_err_len, !r.pr_res_len) == -1)
-		goto fail;
-	if (r.pr_res_len && proto_send_data(fd, PROTO_STREAM_RESULT, j->j_reqid,
-	    s->s_r.ob_buf, r.pr_res_len, 1) == -1)
+	memset(parts, 0, sizeof(parts));
+	parts[0].pp_stream = PROTO_STREAM_OUT;
+	parts[1].pp_stream = PROTO_STREAM_ERR;
+	parts[2].pp_stream = PROTO_STREAM_RESULT;
+	if (ok && s != NULL) {
+		parts[0].pp_buf = s->s_o.ob_buf;
+		parts[0].pp_len = r.pr_out_len;
+		parts[1].pp_buf = s->s_e.ob_buf;
+		parts[1].pp_len = r.pr_err_len;
+		parts[2].pp_buf = s->s_r.ob_buf;
+		parts[2].pp_len = r.pr_res_len;
+	}
+	if (proto_send_msg(c->c_fd, PROTO_RESULT, j->j_reqid, &r, sizeof(r), parts, 3) == -1)
 		goto fail;
 	c->c_inflight = NULL;
 	goto done;
@@ -562,6 +563,7 @@ static void
 sess_dispatch(struct sess *s)
 {
 	struct proto_run run;
+	struct proto_part part;
 	struct job *j;
 	uint64_t now;
 
@@ -589,9 +591,10 @@ sess_dispatch(struct sess *s)
 	memset(&run, 0, sizeof(run));
 	run.prn_mode = j->j_mode;
 	run.prn_code_len = j->j_len;
-	if (proto_send(s->s_ctl, PROTO_RUN, 0, j->j_reqid, &run, sizeof(run), NULL, 0) == -1 ||
-	    proto_send_data(s->s_ctl, PROTO_STREAM_CODE, j->j_reqid, j->j_code,
-	    j->j_len, 1) == -1) {
+	part.pp_stream = PROTO_STREAM_CODE;
+	part.pp_buf = j->j_code;
+	part.pp_len = j->j_len;
+	if (proto_send_msg(s->s_ctl, PROTO_RUN, j->j_reqid, &run, sizeof(run), &part, 1) == -1) {
 		log_warn("func=%s sid=- event=child_unreachable errno=\"%s\"", __func__,
 		    strerror(errno));
 		s->s_state = S_RUNNING;
@@ -806,6 +809,7 @@ sess_ctl_frame(struct sess *s, struct proto_msg *m)
 	const struct proto_hdr *h = &m->pm_hdr;
 	char why[256], q[300];
 	struct proto_done d;
+	int whole;
 
 	if (m->pm_nfds > 0)
 		goto bad;	/* children never send descriptors */
@@ -833,25 +837,27 @@ sess_ctl_frame(struct sess *s, struct proto_msg *m)
 		return;
 	case PROTO_DONE:
 		if ((s->s_state != S_RUNNING && s->s_state != S_INTERRUPTED) ||
-		    s->s_done_status != 0 || !proto_payload_is(m, sizeof(d)))
+		    s->s_done_status != 0 || h->ph_len < sizeof(d))
 			goto bad;
 		memcpy(&d, m->pm_payload, sizeof(d));
-		if (d.pd_status < PROTO_D_OK || d.pd_status > PROTO_D_RESULT)
+		if (d.pd_status < PROTO_D_OK || d.pd_status > PROTO_D_RESULT ||
+		    (d.pd_status != PROTO_D_RESULT && d.pd_res_len != 0) ||
+		    (d.pd_status == PROTO_D_RESULT && s->s_job->j_mode != PROTO_MODE_SCRIPT) ||
+		    (whole = proto_msg_whole(m, sizeof(d), d.pd_res_len)) == -1)
 			goto bad;
 		s->s_done_status = d.pd_status;
 		if (d.pd_status == PROTO_D_RESULT) {
-			if (s->s_job->j_mode != PROTO_MODE_SCRIPT)
-				goto bad;
 			if (d.pd_res_len > cfg.output_limit) {
-				s->s_done_status = PROTO_D_NOT_JSON;
-				d.pd_res_len = 0;
+				/* The child keeps to the limit; one that does not is refused. */
+				goto bad;
 			}
 			s->s_result = 1;
 			s->s_res_want = d.pd_res_len;
-			if (d.pd_res_len > 0 || !(h->ph_flags & PROTO_F_END))
+			if (!whole)
 				return;	/* the JSON follows as DATA */
-		} else if (d.pd_res_len != 0)
-			goto bad;
+			obuf_add(&s->s_r, m->pm_payload + sizeof(d), d.pd_res_len,
+			    cfg.output_limit);
+		}
 		sess_finish_run(s);
 		return;
 	case PROTO_DATA:
@@ -1256,17 +1262,18 @@ conn_frame(struct conn *c, struct proto_msg *m)
 	struct proto_sid ps;
 	struct job *j;
 	struct sess *s;
+	int whole;
 
 	if (m->pm_nfds > 0)
 		goto bad;
 	switch (h->ph_type) {
 	case PROTO_EXEC:
-		if (c->c_recv != NULL || c->c_inflight != NULL ||
-		    !proto_payload_is(m, sizeof(pe)))
+		if (c->c_recv != NULL || c->c_inflight != NULL || h->ph_len < sizeof(pe))
 			goto bad;
 		memcpy(&pe, m->pm_payload, sizeof(pe));
 		if ((pe.pe_mode != PROTO_MODE_CODE && pe.pe_mode != PROTO_MODE_SCRIPT) ||
-		    pe.pe_code_len > cfg.max_body)
+		    pe.pe_code_len > cfg.max_body ||
+		    (whole = proto_msg_whole(m, sizeof(pe), pe.pe_code_len)) == -1)
 			goto bad;
 		if ((j = calloc(1, sizeof(*j))) == NULL ||
 		    (pe.pe_code_len > 0 && (j->j_code = malloc(pe.pe_code_len)) == NULL)) {
@@ -1282,8 +1289,12 @@ conn_frame(struct conn *c, struct proto_msg *m)
 		c->c_recv = j;
 		/* The struct rides with the job until submission. */
 		memcpy(&c->c_pending, &pe, sizeof(pe));
-		if (j->j_len == 0)
+		if (whole) {
+			if (j->j_len > 0)
+				memcpy(j->j_code, m->pm_payload + sizeof(pe), j->j_len);
+			j->j_got = j->j_len;
 			conn_submit(c, j, &c->c_pending);
+		}
 		return;
 	case PROTO_DATA:
 		if ((j = c->c_recv) == NULL || h->ph_reqid != j->j_reqid ||

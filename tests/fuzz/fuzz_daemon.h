@@ -212,7 +212,7 @@ fz_worker_frame(struct fz_worker *w, const struct proto_msg *m)
 		    h->ph_flags == PROTO_F_END);
 		return;
 	case PROTO_RESULT:
-		FZ_CHECK(h->ph_len == sizeof(pr));
+		FZ_CHECK(h->ph_len >= sizeof(pr));
 		memcpy(&pr, m->pm_payload, sizeof(pr));
 		FZ_CHECK(pr.pr_status > 0 && pr.pr_status < PROTO_S_MAX);
 		/* sess_client.c refuses streams over output_limit. */
@@ -225,15 +225,17 @@ fz_worker_frame(struct fz_worker *w, const struct proto_msg *m)
 			FZ_CHECK(!pr.pr_has_result && !pr.pr_out_len && !pr.pr_err_len &&
 			    !pr.pr_res_len && !pr.pr_out_dropped && !pr.pr_err_dropped);
 		FZ_CHECK((h->ph_flags & ~PROTO_F_END) == 0);
-		if (pr.pr_out_len | pr.pr_err_len | pr.pr_res_len) {
-			FZ_CHECK(!(h->ph_flags & PROTO_F_END));
+		/* Whole in one frame when it fits, else the streams follow. */
+		k = proto_msg_whole(m, sizeof(pr),
+		    (size_t)pr.pr_out_len + pr.pr_err_len + pr.pr_res_len);
+		FZ_CHECK(k != -1);
+		if (k == 0) {
 			w->w_streaming = 1;
 			w->w_sreq = h->ph_reqid;
 			w->w_left[0] = pr.pr_out_len;
 			w->w_left[1] = pr.pr_err_len;
 			w->w_left[2] = pr.pr_res_len;
-		} else
-			FZ_CHECK(h->ph_flags & PROTO_F_END);
+		}
 		return;
 	default:
 		FZ_CHECK(!"a frame type the daemon never sends a worker");
@@ -329,15 +331,17 @@ fz_drain_child(struct fz_child *ch)
 		FZ_CHECK(fz_rx.pm_nfds == 0);
 		if (fz_rx.pm_hdr.ph_type == PROTO_RUN) {
 			FZ_CHECK(ch->ch_run_left == 0);
-			FZ_CHECK(fz_rx.pm_hdr.ph_len == sizeof(run));
+			FZ_CHECK(fz_rx.pm_hdr.ph_len >= sizeof(run));
 			memcpy(&run, fz_rx.pm_payload, sizeof(run));
 			FZ_CHECK(run.prn_mode == PROTO_MODE_CODE ||
 			    run.prn_mode == PROTO_MODE_SCRIPT);
 			FZ_CHECK(run.prn_code_len <= cfg.max_body);
-			ch->ch_run_left = run.prn_code_len;
+			r = proto_msg_whole(&fz_rx, sizeof(run), run.prn_code_len);
+			FZ_CHECK(r != -1);
 			ch->ch_runs++;
-			/* Code always follows, an empty END frame for no code. */
-			ch->ch_run_left |= 0x80000000u;
+			/* Code that did not fit beside the struct follows. */
+			if (r == 0)
+				ch->ch_run_left = run.prn_code_len | 0x80000000u;
 			continue;
 		}
 		FZ_CHECK(fz_rx.pm_hdr.ph_type == PROTO_DATA);
@@ -680,13 +684,26 @@ fz_worker_exec(struct fz_worker *w, struct fz_in *in)
 	memset(code, 'x', len);
 	if (w->w_peer < 0)
 		return;
+	if (!(fl & 4)) {
+		/* As sess_client.c sends it: one frame, code beside the struct. */
+		memcpy(fz_buf, &(struct proto_hdr){ PROTO_VERSION, PROTO_EXEC,
+		    PROTO_F_END, reqid, sizeof(pe) + len }, sizeof(struct proto_hdr));
+		memcpy(fz_buf + sizeof(struct proto_hdr), &pe, sizeof(pe));
+		memcpy(fz_buf + sizeof(struct proto_hdr) + sizeof(pe), code, len);
+		fz_worker_note(w, fz_buf, sizeof(struct proto_hdr) + sizeof(pe) + len);
+		fz_send(w->w_peer, fz_buf, sizeof(struct proto_hdr) + sizeof(pe) + len,
+		    fz_conn_reader, w);
+		fz_conn_reader(w);
+		return;
+	}
+	/* Split although it fits (refused), maybe with a wrong END flag. */
 	memcpy(fz_buf, &(struct proto_hdr){ PROTO_VERSION, PROTO_EXEC,
 	    len ? 0 : PROTO_F_END, reqid, sizeof(pe) }, sizeof(struct proto_hdr));
 	memcpy(fz_buf + sizeof(struct proto_hdr), &pe, sizeof(pe));
 	fz_worker_note(w, fz_buf, sizeof(struct proto_hdr) + sizeof(pe));
 	fz_send(w->w_peer, fz_buf, sizeof(struct proto_hdr) + sizeof(pe), fz_conn_reader, w);
 	if (len > 0) {
-		half = (fl & 4) ? len / 2 : 0;
+		half = len / 2;
 		if (half)
 			(void)proto_send_data(w->w_peer, PROTO_STREAM_CODE, reqid, code,
 			    half, 0);
@@ -715,11 +732,9 @@ fz_child_done(struct fz_child *ch, struct fz_in *in)
 	if (d.pd_status == PROTO_D_RESULT)
 		d.pd_res_len = (st & 0x80) ? 0 : sizeof(res) - 1;
 	if (ch->ch_ctl >= 0) {
-		(void)proto_send(ch->ch_ctl, PROTO_DONE, d.pd_res_len ? 0 : PROTO_F_END, 0,
-		    &d, sizeof(d), NULL, 0);
-		if (d.pd_res_len)
-			(void)proto_send_data(ch->ch_ctl, PROTO_STREAM_RESULT, 0, res,
-			    d.pd_res_len, 1);
+		struct proto_part part = { PROTO_STREAM_RESULT, res, d.pd_res_len };
+
+		(void)proto_send_msg(ch->ch_ctl, PROTO_DONE, 0, &d, sizeof(d), &part, 1);
 	}
 	fz_ctl_reader(ch);
 }

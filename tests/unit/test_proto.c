@@ -558,6 +558,93 @@ test_status_names(void)
 	is_str(proto_status_name(PROTO_S_MAX), "unknown", "proto_status_name(MAX)");
 }
 
+/* proto_send_msg from a child process (a split message outgrows the buffer). */
+static pid_t
+send_msg_child(int fd, const struct proto_result *pr, const struct proto_part *parts)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(proto_send_msg(fd, PROTO_RESULT, 9, pr, sizeof(*pr), parts, 3) == 0 ?
+		    0 : 1);
+	return pid;
+}
+
+static void
+test_messages(void)
+{
+	static uint8_t a[70000], b[300], dst[80000];
+	struct proto_result pr;
+	struct proto_part parts[3];
+	struct proto_msg *m = &rx;
+	size_t sizes[16], got;
+	uint16_t flags[16];
+	int sv[2], n;
+	pid_t pid;
+
+	memset(a, 'a', sizeof(a));
+	memset(b, 'b', sizeof(b));
+	pair(sv);
+
+	/* Fits: one frame, END, struct then the parts in order (empty ones skipped). */
+	memset(&pr, 0, sizeof(pr));
+	pr.pr_out_len = 5;
+	pr.pr_res_len = 300;
+	parts[0] = (struct proto_part){ PROTO_STREAM_OUT, "hello", 5 };
+	parts[1] = (struct proto_part){ PROTO_STREAM_ERR, NULL, 0 };
+	parts[2] = (struct proto_part){ PROTO_STREAM_RESULT, b, 300 };
+	ok(proto_send_msg(sv[0], PROTO_RESULT, 9, &pr, sizeof(pr), parts, 3) == 0,
+	    "proto_send_msg: a message that fits is sent");
+	ok(proto_recv(sv[1], m) == 1 && m->pm_hdr.ph_type == PROTO_RESULT &&
+	    m->pm_hdr.ph_reqid == 9 && m->pm_hdr.ph_flags == PROTO_F_END &&
+	    m->pm_hdr.ph_len == sizeof(pr) + 305, "  as one END frame of struct + 305 bytes");
+	ok(memcmp(m->pm_payload + sizeof(pr), "hello", 5) == 0 &&
+	    m->pm_payload[sizeof(pr) + 5] == 'b' &&
+	    m->pm_payload[sizeof(pr) + 304] == 'b', "  the parts follow the struct in order");
+	is_int(proto_msg_whole(m, sizeof(pr), 305), 1, "  proto_msg_whole: whole");
+	is_int(proto_msg_whole(m, sizeof(pr), 304), -1, "  a length that disagrees is refused");
+
+	/* Exactly a full frame still fits. */
+	pr.pr_out_len = PROTO_MAX_PAYLOAD - sizeof(pr);
+	pr.pr_res_len = 0;
+	parts[0] = (struct proto_part){ PROTO_STREAM_OUT, a, pr.pr_out_len };
+	parts[2].pp_len = 0;
+	pid = send_msg_child(sv[0], &pr, parts);
+	ok(proto_recv(sv[1], m) == 1 && m->pm_hdr.ph_flags == PROTO_F_END &&
+	    m->pm_hdr.ph_len == PROTO_MAX_PAYLOAD &&
+	    proto_msg_whole(m, sizeof(pr), pr.pr_out_len) == 1,
+	    "a message of exactly one full frame goes whole");
+	ok(child_ok(pid), "  proto_send_msg returned 0");
+
+	/* Too big: the struct alone, then each non-empty part as DATA, END last. */
+	memset(&pr, 0, sizeof(pr));
+	pr.pr_out_len = sizeof(a);
+	pr.pr_res_len = sizeof(b);
+	parts[0] = (struct proto_part){ PROTO_STREAM_OUT, a, sizeof(a) };
+	parts[2] = (struct proto_part){ PROTO_STREAM_RESULT, b, sizeof(b) };
+	pid = send_msg_child(sv[0], &pr, parts);
+	ok(proto_recv(sv[1], m) == 1 && m->pm_hdr.ph_flags == 0 &&
+	    m->pm_hdr.ph_len == sizeof(pr), "a message that does not fit: the struct alone");
+	is_int(proto_msg_whole(m, sizeof(pr), sizeof(a) + sizeof(b)), 0,
+	    "  proto_msg_whole: data follows");
+	n = recv_stream(sv[1], PROTO_STREAM_OUT, 9, dst, sizeof(dst), &got, sizes, flags, 2);
+	ok(n == 2 && got == sizeof(a) && !(flags[1] & PROTO_F_END) &&
+	    memcmp(dst, a, sizeof(a)) == 0, "  out as DATA frames, no END");
+	n = recv_stream(sv[1], PROTO_STREAM_RESULT, 9, dst, sizeof(dst), &got, sizes, flags, 16);
+	ok(n == 1 && got == sizeof(b) && (flags[0] & PROTO_F_END),
+	    "  then the result, with END (the empty err stream sends nothing)");
+	ok(child_ok(pid), "  proto_send_msg returned 0");
+
+	/* A split message that would have fitted is refused. */
+	ok(proto_send(sv[0], PROTO_RESULT, 0, 9, &pr, sizeof(pr), NULL, 0) == 0 &&
+	    proto_recv(sv[1], m) == 1 && proto_msg_whole(m, sizeof(pr), 10) == -1,
+	    "a struct alone announcing data that fits beside it is refused");
+	ok(proto_send(sv[0], PROTO_RESULT, PROTO_F_END, 9, &pr, sizeof(pr), NULL, 0) == 0 &&
+	    proto_recv(sv[1], m) == 1 && proto_msg_whole(m, sizeof(pr), 0) == 1,
+	    "a struct with END and nothing announced is whole");
+	unpair(sv);
+}
+
 int
 main(void)
 {
@@ -566,6 +653,7 @@ main(void)
 	test_recv_refuses();
 	test_fds();
 	test_send_data();
+	test_messages();
 	test_ids();
 	test_status_names();
 	return done();
