@@ -15,6 +15,7 @@
 #include <Python.h>
 
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "log.h"
 #include "proto.h"
 #include "sbx.h"
 #include "sess.h"
@@ -246,25 +248,103 @@ child_recv_run(struct proto_run *run)
 	return code;
 }
 
+/*
+ * numpy's global generator (numpy.random.seed, rand, ...): a legacy
+ * RandomState over MT19937, whose state a fork copies, so every session would
+ * draw the same numbers.  Its key is rewritten from getrandom(2) in each
+ * child, straight in memory: the 624-word key and position of numpy's C
+ * struct, located through the documented "BitGenerator" capsule and checked
+ * in the zygote against get_state().  Reseeding through Python instead
+ * (numpy.random.seed()) costs a fresh child a few milliseconds of
+ * copy-on-write faults; it remains the fallback should the check fail.
+ * Python's own random module is reseeded by its at-fork hook.
+ */
+#define MT_KEY_LEN	624
+struct mt_state {
+	uint32_t	key[MT_KEY_LEN];
+	int		pos;
+};
+static struct mt_state	*c_np_mt;	/* numpy's key, when checked */
+static PyObject		*c_np_reseed;	/* else: compiled numpy.random.seed() */
+
+/* In the zygote: the address of numpy's MT19937 state, or NULL. */
+static struct mt_state *
+child_find_np_state(PyObject *mtrand)
+{
+	PyObject *rs = NULL, *bg = NULL, *cap = NULL, *st = NULL, *name;
+	struct mt_state *ms = NULL, *found = NULL;
+	Py_buffer key = { 0 };
+	void **bitgen;
+
+	if ((rs = PyObject_GetAttrString(mtrand, "_rand")) == NULL ||
+	    (bg = PyObject_GetAttrString(rs, "_bit_generator")) == NULL ||
+	    strcmp(Py_TYPE(bg)->tp_name, "numpy.random._mt19937.MT19937") != 0 ||
+	    (cap = PyObject_GetAttrString(bg, "capsule")) == NULL ||
+	    (bitgen = PyCapsule_GetPointer(cap, "BitGenerator")) == NULL ||
+	    (ms = bitgen[0]) == NULL ||	/* bitgen_t: the state pointer first */
+	    (st = PyObject_CallMethod(rs, "get_state", NULL)) == NULL ||
+	    !PyTuple_Check(st) || PyTuple_GET_SIZE(st) != 5)
+		goto out;
+	/* ('MT19937', key uint32[624], pos, has_gauss, cached_gaussian) */
+	name = PyTuple_GET_ITEM(st, 0);
+	if (!PyUnicode_Check(name) || PyUnicode_CompareWithASCIIString(name, "MT19937") != 0 ||
+	    PyObject_GetBuffer(PyTuple_GET_ITEM(st, 1), &key, PyBUF_SIMPLE) == -1)
+		goto out;
+	if (key.len == (Py_ssize_t)sizeof(ms->key) &&
+	    memcmp(key.buf, ms->key, sizeof(ms->key)) == 0 &&
+	    PyLong_AsLong(PyTuple_GET_ITEM(st, 2)) == ms->pos &&
+	    PyLong_AsLong(PyTuple_GET_ITEM(st, 3)) == 0)
+		found = ms;
+	PyBuffer_Release(&key);
+out:
+	PyErr_Clear();
+	Py_XDECREF(st);
+	Py_XDECREF(cap);
+	Py_XDECREF(bg);
+	Py_XDECREF(rs);
+	return found;
+}
+
+void
+child_prepare(void)
+{
+	PyObject *mtrand = PyDict_GetItemString(PyImport_GetModuleDict(),
+	    "numpy.random.mtrand");
+
+	if (mtrand == NULL)
+		return;		/* numpy not preloaded: a later import seeds afresh */
+	if ((c_np_mt = child_find_np_state(mtrand)) != NULL)
+		return;
+	log_warn("event=numpy_reseed_fallback why=\"MT19937 state not where expected\"");
+	if ((c_np_reseed = Py_CompileString("import numpy.random\nnumpy.random.seed()\n",
+	    "<reseed>", Py_file_input)) == NULL) {
+		PyErr_Print();
+		fatalx("cannot compile numpy's reseed");
+	}
+}
+
 /* Each session gets its own random state, not the zygote's copy. */
 static void
 child_reseed(void)
 {
-	static const char reseed[] =
-	    "import random as _r, sys as _s\n"
-	    "_r.seed()\n"
-	    "_n = _s.modules.get('numpy')\n"
-	    "if _n is not None:\n"
-	    "    _n.random.seed()\n";
 	PyObject *d, *r;
 
-	if ((d = PyDict_New()) == NULL)
-		child_fail("reseed: out of memory");
-	if (PyDict_SetItemString(d, "__builtins__", PyEval_GetBuiltins()) == -1 ||
-	    (r = PyRun_String(reseed, Py_file_input, d, d)) == NULL) {
+	if (c_np_mt != NULL) {
+		if (getrandom(c_np_mt->key, sizeof(c_np_mt->key), 0) !=
+		    (ssize_t)sizeof(c_np_mt->key))
+			child_fail("cannot reseed numpy: getrandom failed");
+		c_np_mt->key[0] |= 0x80000000u;	/* never an all-zero key */
+		c_np_mt->pos = MT_KEY_LEN;	/* regenerate before the first draw */
+		return;
+	}
+	if (c_np_reseed == NULL)
+		return;
+	if ((d = PyDict_New()) == NULL ||
+	    PyDict_SetItemString(d, "__builtins__", PyEval_GetBuiltins()) == -1 ||
+	    (r = PyEval_EvalCode(c_np_reseed, d, d)) == NULL) {
 		PyErr_Clear();
-		Py_DECREF(d);
-		child_fail("cannot reseed the random generators");
+		Py_XDECREF(d);
+		child_fail("cannot reseed numpy");
 	}
 	Py_DECREF(r);
 	Py_DECREF(d);
@@ -308,13 +388,11 @@ child_warm_up(void)
 	    "print(len(x), sum(x), {'k': x[:3]}, 'txt'.upper(), 1.5)\n"
 	    "1 / 0\n";
 	PyObject *d;
-	int i;
 
 	if ((d = PyDict_New()) == NULL ||
 	    PyDict_SetItemString(d, "__builtins__", PyEval_GetBuiltins()) == -1)
 		child_fail("warm-up: out of memory");
-	for (i = 0; i < 2; i++)
-		(void)child_run_code(warm, sizeof(warm) - 1, d);
+	(void)child_run_code(warm, sizeof(warm) - 1, d);
 	Py_DECREF(d);
 	child_flush();
 }

@@ -32,4 +32,10 @@ struct sbx;
 void	child_main(const struct cfg *c, const struct sbx *sbx, int go_fd,
 	    unsigned uid, int no_cgroup) __attribute__((noreturn));
 
+/*
+ * In the zygote, after the preloads: what every child will need, computed
+ * once (where numpy's global generator keeps its state, for the reseed).
+ */
+void	child_prepare(void);
+
 #endif

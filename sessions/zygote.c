@@ -100,6 +100,7 @@ zygote_python(void)
 		Py_DECREF(m);
 		log_debug("event=preloaded module=%s", tok);
 	}
+	child_prepare();
 	/*
 	 * Move what exists now out of the collector's sight, so a child's
 	 * collections never touch (and copy) the pages it shares with us.
@@ -276,6 +277,11 @@ zygote_main(int fd)
 	    (sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
 		fatal("signalfd");
 
+	/*
+	 * No fastbins: a large allocation in a child would first consolidate
+	 * every free fastbin chunk of the heap, copying the pages they lie on.
+	 */
+	(void)mallopt(M_MXFAST, 0);
 	zygote_python();
 
 	memset(&sp, 0, sizeof(sp));

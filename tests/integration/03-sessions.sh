@@ -236,6 +236,29 @@ assert_eq "empty code in an existing session: only the same id" "$BODY" "{\"id\"
 exec_code 'print(2)' "$e"
 assert_eq "session made by empty code runs code" "$BODY" "{\"id\": \"$e\", \"stdout\": \"2\\n\"}"
 
+# --- random state: each session its own ---------------------------------------------
+# Sessions come from one forked interpreter: Python's and numpy's global
+# generators must not hand every session the same numbers.
+RAND_CODE=$'import random, numpy as np\nprint(random.getrandbits(64), np.random.randint(0, 2**62), np.random.rand())'
+draws=""
+for i in 1 2 3 4 5 6; do
+	exec_code "$RAND_CODE"
+	track
+	draws="$draws$(jget .stdout)"$'\n'
+done
+assert_eq "6 new sessions: 6 lines of draws" "$(printf '%s' "$draws" | wc -l)" 6
+assert_eq "random.getrandbits differs in every session" \
+    "$(printf '%s' "$draws" | cut -d' ' -f1 | sort -u | wc -l)" 6
+assert_eq "numpy.random.randint differs in every session" \
+    "$(printf '%s' "$draws" | cut -d' ' -f2 | sort -u | wc -l)" 6
+exec_code $'import numpy as np\nnp.random.seed(5)\nprint(np.random.rand(), np.random.randint(0, 1000))\nnp.random.seed(5)\nprint(np.random.rand(), np.random.randint(0, 1000))'
+track
+assert_eq "numpy.random.seed(5) still gives numpy's sequence, twice" "$(jget .stdout)" \
+    $'0.22199317108973948 701\n0.22199317108973948 701'
+exec_code $'import numpy as np\nx = np.random.normal(size=100000)\nprint(abs(x.mean()) < 0.05, 0.95 < x.std() < 1.05)'
+track
+assert_eq "the reseeded generator draws a normal distribution" "$(jget .stdout)" "True True"
+
 forget_all
 wait
 t_done
