@@ -1,6 +1,6 @@
 /*
- * A session child: forked from the zygote, it waits until its parent has
- * placed it in its cgroup, enters the sandbox, and then serves executions
+ * A session child: forked from the zygote, which has placed it in its cgroup
+ * (zygote.c), it enters the sandbox, and then serves executions
  * from the daemon over its control socket (SESS_CHILD_CTL_FD) for as long as
  * the session lives.  From the first byte of user code on, everything this
  * process does is untrusted: the daemon believes nothing it says beyond its
@@ -397,14 +397,41 @@ child_warm_up(void)
 	child_flush();
 }
 
-void
-child_main(const struct cfg *c, const struct sbx *sbx, int go_fd, unsigned uid,
-    int no_cgroup)
+/* The interpreter's side of a child's start: its own random state, warm. */
+static void
+child_start_python(void)
 {
-	char err[512], g;
+	PyObject *m;
+
+	if ((m = PyImport_AddModule("__main__")) == NULL)
+		child_fail("no __main__");
+	c_main_dict = PyModule_GetDict(m);
+	if ((m = PyImport_ImportModule("builtins")) == NULL ||
+	    (c_compile = PyObject_GetAttrString(m, "compile")) == NULL)
+		child_fail("no builtins.compile");
+	Py_DECREF(m);
+	child_reseed();
+	child_warm_up();
+}
+
+void
+child_probe(const struct cfg *c)
+{
+	static const char first[] = "x = 1\nprint(x)\n";
+
+	ccfg = c;
+	child_start_python();
+	(void)child_run_code(first, sizeof(first) - 1, c_main_dict);
+	child_flush();
+}
+
+void
+child_main(const struct cfg *c, const struct sbx *sbx, unsigned uid, int no_cgroup)
+{
+	char err[512];
 	struct proto_run run;
 	struct proto_done d;
-	PyObject *m, *json;
+	PyObject *json;
 	sigset_t none;
 	char *code;
 	pid_t self;
@@ -414,10 +441,6 @@ child_main(const struct cfg *c, const struct sbx *sbx, int go_fd, unsigned uid,
 	signal(SIGCHLD, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* Wait for the go byte: the zygote has put us in our cgroup. */
-	if (read(go_fd, &g, 1) != 1)
-		child_die();
-	close(go_fd);
 	(void)prctl(PR_SET_NAME, "pyexec-session");
 	if (setsid() == -1)
 		child_fail("setsid failed");
@@ -427,16 +450,8 @@ child_main(const struct cfg *c, const struct sbx *sbx, int go_fd, unsigned uid,
 		child_fail(err);
 
 	/* From here on: sandboxed, no privilege, and the code is the user's. */
-	if ((m = PyImport_AddModule("__main__")) == NULL)
-		child_fail("no __main__");
-	c_main_dict = PyModule_GetDict(m);
-	if ((m = PyImport_ImportModule("builtins")) == NULL ||
-	    (c_compile = PyObject_GetAttrString(m, "compile")) == NULL)
-		child_fail("no builtins.compile");
-	Py_DECREF(m);
+	child_start_python();
 	self = getpid();
-	child_reseed();
-	child_warm_up();
 	child_send(PROTO_CHILD_READY, PROTO_F_END, NULL, 0);
 
 	for (;;) {

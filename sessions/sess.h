@@ -22,20 +22,26 @@
 void	zygote_main(int fd) __attribute__((noreturn));
 
 /*
- * A forked child's life, from just after fork until it exits: waits for its
- * go byte on go_fd (its cgroup placement done), enters the sandbox, reports
- * ready on SESS_CHILD_CTL_FD and serves executions.  With no_cgroup (the
- * daemon's degraded mode) memory is limited with RLIMIT_AS instead.  Never
- * returns.
+ * A forked child's life once it is in its cgroup, until it exits: enters the
+ * sandbox, reports ready on SESS_CHILD_CTL_FD and serves executions.  With
+ * no_cgroup (the daemon's degraded mode) memory is limited with RLIMIT_AS
+ * instead.  Never returns.
  */
 struct sbx;
-void	child_main(const struct cfg *c, const struct sbx *sbx, int go_fd,
-	    unsigned uid, int no_cgroup) __attribute__((noreturn));
+void	child_main(const struct cfg *c, const struct sbx *sbx, unsigned uid,
+	    int no_cgroup) __attribute__((noreturn));
 
 /*
  * In the zygote, after the preloads: what every child will need, computed
  * once (where numpy's global generator keeps its state, for the reseed).
  */
 void	child_prepare(void);
+
+/*
+ * In a probe forked from the zygote (no sandbox, no session, fds 1 to 3 on
+ * /dev/null): what a child does from its start to its first small execution,
+ * so that the zygote can see which pages that writes.
+ */
+void	child_probe(const struct cfg *c);
 
 #endif

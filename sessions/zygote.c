@@ -15,6 +15,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -40,6 +41,9 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open	434
 #endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE	23	/* Linux 5.14 */
+#endif
 #ifndef PYEXEC_PY_HOME
 #define PYEXEC_PY_HOME	"/usr"
 #endif
@@ -50,6 +54,20 @@ static int		 zlink = -1;	/* to the daemon */
 static int		 own_pidns = -1;
 static int		 devnull = -1;
 static struct proto_msg	 zrx;
+
+/*
+ * The pages a child writes on its way to its first execution: learned once
+ * from a probe child (zygote_learn), then copied by each child in a few
+ * madvise(MADV_POPULATE_WRITE) calls right after fork (zygote_prefault).
+ * Copy-on-write faults, one per page, cost a child more than the copies.
+ */
+struct zrange {
+	uintptr_t	zr_start;
+	size_t		zr_len;
+};
+#define ZWARM_MAX	4096	/* ranges; past this the rest fault as usual */
+static struct zrange	 zwarm[ZWARM_MAX];
+static size_t		 nzwarm;
 
 static void
 zygote_python(void)
@@ -117,6 +135,112 @@ zygote_python(void)
 	malloc_trim(0);
 }
 
+/* In a fresh child, before anything else runs. */
+static void
+zygote_prefault(void)
+{
+	size_t i;
+
+	for (i = 0; i < nzwarm; i++)
+		if (madvise((void *)zwarm[i].zr_start, zwarm[i].zr_len,
+		    MADV_POPULATE_WRITE) == -1 && errno == EINVAL)
+			break;	/* a kernel without it: the faults will do */
+}
+
+/*
+ * In the probe: the pages of the zygote's private writable mappings that are
+ * now this process's own (/proc/self/pagemap: present and exclusively
+ * mapped), that is, copied or first touched since the fork.  Written to fd
+ * as struct zrange records.
+ */
+static void
+zygote_probe_scan(int fd)
+{
+	static uint64_t pm[512];
+	static struct zrange out[ZWARM_MAX];
+	char path[64], line[512], perms[8];
+	unsigned long a, b, addr;
+	size_t n = 0, k, cnt;
+	FILE *maps;
+	int pmfd;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)getppid());
+	if ((maps = fopen(path, "re")) == NULL ||
+	    (pmfd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)) == -1)
+		_exit(1);
+	while (n < ZWARM_MAX && fgets(line, sizeof(line), maps) != NULL) {
+		if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) != 3 ||
+		    strcmp(perms, "rw-p") != 0)
+			continue;
+		for (addr = a; addr < b && n < ZWARM_MAX; addr += cnt * 4096) {
+			cnt = (b - addr) / 4096 < 512 ? (b - addr) / 4096 : 512;
+			if (pread(pmfd, pm, cnt * 8, (off_t)(addr / 4096) * 8) != (ssize_t)(cnt * 8))
+				break;
+			for (k = 0; k < cnt && n < ZWARM_MAX; k++) {
+				uintptr_t pg = addr + k * 4096;
+
+				if (!((pm[k] >> 63) & 1) || !((pm[k] >> 56) & 1))
+					continue;	/* absent, or still shared */
+				if (n > 0 && out[n - 1].zr_start + out[n - 1].zr_len == pg)
+					out[n - 1].zr_len += 4096;
+				else
+					out[n++] = (struct zrange){ pg, 4096 };
+			}
+		}
+	}
+	if (write(fd, out, n * sizeof(out[0])) != (ssize_t)(n * sizeof(out[0])))
+		_exit(1);
+	_exit(0);
+}
+
+/*
+ * Forks a probe that starts like a child and runs a first small execution
+ * (child_probe), and keeps the list of pages it wrote.  Its output goes
+ * nowhere and it never speaks to the daemon.  Failing costs only speed.
+ */
+static void
+zygote_learn(void)
+{
+	int p[2], st;
+	size_t got = 0, pages = 0, i;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return;
+	fflush(NULL);
+	PyOS_BeforeFork();
+	pid = fork();
+	if (pid == 0) {
+		PyOS_AfterFork_Child();
+		if (dup2(devnull, 0) == -1 || dup2(devnull, 1) == -1 ||
+		    dup2(devnull, 2) == -1 || dup2(devnull, SESS_ZYGOTE_FD) == -1)
+			_exit(1);
+		child_probe(&zcfg);
+		zygote_probe_scan(p[1]);
+	}
+	PyOS_AfterFork_Parent();
+	close(p[1]);
+	if (pid == -1) {
+		close(p[0]);
+		return;
+	}
+	while (got < sizeof(zwarm) &&
+	    (n = read(p[0], (char *)zwarm + got, sizeof(zwarm) - got)) > 0)
+		got += (size_t)n;
+	close(p[0]);
+	while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
+		;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || got % sizeof(zwarm[0]) != 0) {
+		log_warn("event=prefault_probe_failed status=%d", st);
+		return;
+	}
+	nzwarm = got / sizeof(zwarm[0]);
+	for (i = 0; i < nzwarm; i++)
+		pages += zwarm[i].zr_len / 4096;
+	log_info("event=prefault_learned ranges=%zu pages=%zu", nzwarm, pages);
+}
+
 static void
 zygote_reply(uint32_t serial, pid_t pid, int err, int pidfd)
 {
@@ -145,7 +269,7 @@ fd_lift(int fd, int above)
 /*
  * In the child, just after fork: only its own descriptors, at their fixed
  * numbers (0 /dev/null, 1 and 2 the output pipes, 3 the control socket),
- * plus the go pipe, which child_main consumes.  Returns the go descriptor.
+ * plus the go pipe.  Returns the go descriptor.
  */
 static int
 zygote_child_fds(int ctl, int out, int err, int go)
@@ -187,10 +311,23 @@ zygote_fork(struct proto_msg *m)
 	PyOS_BeforeFork();
 	pid = fork();
 	if (pid == 0) {
-		PyOS_AfterFork_Child();
+		ssize_t n;
+		char g;
+
 		close(go[1]);
 		i = zygote_child_fds(m->pm_fds[0], m->pm_fds[1], m->pm_fds[2], go[0]);
-		child_main(&zcfg, zsbx, i, pf.pf_uid, pf.pf_ncg == 0);
+		/*
+		 * Nothing is written before the go byte says the child is in its
+		 * cgroup: the pages it copies are charged there, not to us.
+		 */
+		while ((n = read(i, &g, 1)) == -1 && errno == EINTR)
+			;
+		if (n != 1)
+			_exit(1);
+		close(i);
+		zygote_prefault();
+		PyOS_AfterFork_Child();
+		child_main(&zcfg, zsbx, pf.pf_uid, pf.pf_ncg == 0);
 		/* NOTREACHED */
 	}
 	PyOS_AfterFork_Parent();
@@ -299,6 +436,7 @@ zygote_main(int fd)
 	sp.sp_seccomp = zcfg.seccomp;
 	if ((zsbx = sbx_prepare(&sp, err, sizeof(err))) == NULL)
 		fatalx("sandbox: %s", err);
+	zygote_learn();
 	desc = sbx_describe(zsbx);
 	if (proto_send(zlink, PROTO_ZYGOTE_READY, PROTO_F_END, 0, desc, strlen(desc),
 	    NULL, 0) == -1)

@@ -26,5 +26,9 @@ check "the execution that wrote stderr is logged as such" grep -q "sid=$id dur_u
 check "the daemon logs the session's start" grep -q "event=session_start sid=$id " "$dlog"
 assert_match "the daemon logs the session's end, why, and its length" \
     "$(grep "event=session_end sid=$id " "$dlog" | tail -n 1)" "reason=deleted execs=2 lifetime_ms=[0-9]+$"
+# The zygote learned which pages a starting child writes (zygote_learn): the
+# probe ran to its end and found some.
+assert_match "the zygote logs what its probe child learned" \
+    "$(grep "event=prefault_learned" "$dlog" | tail -n 1)" "prog=pyexec-zygote pid=[0-9]+ event=prefault_learned ranges=[1-9][0-9]* pages=[1-9][0-9]*$"
 check "no user code or output in any log" bash -c "! grep -q '$marker' '$flog' '$dlog'"
 t_done
