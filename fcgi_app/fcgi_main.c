@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -400,7 +401,12 @@ fcgi_supervise(void)
 int
 main(int argc, char **argv)
 {
-
+	/*
+	 * libfcgi allocates 8 KiB stream buffers per request; with fastbins,
+	 * each such allocation first consolidates every small free chunk of the
+	 * arena.  The small ones are served by the per-thread cache anyway.
+	 */
+	(void)mallopt(M_MXFAST, 0);
 	log_init("pyexec-fcgi");
 	argc = cfg_from_args(&cfg, argc, argv);
 	if (argc > 1)
