@@ -249,6 +249,66 @@ child_recv_run(struct proto_run *run)
 }
 
 /*
+ * Runs a little generic code in the zygote, so that what the compiler, the
+ * evaluation loop and traceback printing set up on first use is there in
+ * every child (a fresh child's first execution took twice as long without
+ * it).  In a scratch namespace, its output sent to /dev/null.
+ */
+static const char c_warm_code[] =
+    "x = [i * 2 for i in range(64)]\n"
+    "print(len(x), sum(x), {'k': x[:3]}, 'txt'.upper(), 1.5)\n"
+    "1 / 0\n";
+
+/* Runs c_warm_code in a scratch namespace; 0, or -1 out of memory. */
+static int
+child_warm_run(void)
+{
+	PyObject *d;
+
+	if ((d = PyDict_New()) == NULL ||
+	    PyDict_SetItemString(d, "__builtins__", PyEval_GetBuiltins()) == -1) {
+		Py_XDECREF(d);
+		return -1;
+	}
+	(void)child_run_code(c_warm_code, sizeof(c_warm_code) - 1, d);
+	Py_DECREF(d);
+	child_flush();
+	return 0;
+}
+
+static void
+child_warm_up(int devnull)
+{
+	int o, e;
+
+	if ((o = dup(1)) == -1 || (e = dup(2)) == -1 || dup2(devnull, 1) == -1 ||
+	    dup2(devnull, 2) == -1)
+		fatal("warm-up: cannot redirect its output");
+	if (child_warm_run() == -1)
+		fatalx("warm-up: out of memory");
+	if (dup2(o, 1) == -1 || dup2(e, 2) == -1)
+		fatal("warm-up: cannot restore stdout and stderr");
+	close(o);
+	close(e);
+}
+
+/*
+ * A child for the warm pool runs the warm-up again before it says ready:
+ * on this kind of virtual machine a page's first touch in a process costs
+ * even after it was copied, and a child that has not run the compiler yet
+ * took three times as long over its first execution.  A child made for a
+ * waiting request goes straight to it.  What it prints reaches the daemon
+ * before the child is ready, and is dropped there.
+ */
+static void
+child_warm_up_pooled(void)
+{
+	if (child_warm_run() == -1)
+		child_fail("warm-up: out of memory");
+}
+
+
+/*
  * numpy's global generator (numpy.random.seed, rand, ...): a legacy
  * RandomState over MT19937, whose state a fork copies, so every session would
  * draw the same numbers.  Its key is rewritten from getrandom(2) in each
@@ -306,11 +366,16 @@ out:
 }
 
 void
-child_prepare(void)
+child_prepare(int devnull)
 {
-	PyObject *mtrand = PyDict_GetItemString(PyImport_GetModuleDict(),
-	    "numpy.random.mtrand");
+	PyObject *mtrand, *m;
 
+	if ((m = PyImport_ImportModule("builtins")) == NULL ||
+	    (c_compile = PyObject_GetAttrString(m, "compile")) == NULL)
+		fatalx("no builtins.compile");
+	Py_DECREF(m);
+	child_warm_up(devnull);
+	mtrand = PyDict_GetItemString(PyImport_GetModuleDict(), "numpy.random.mtrand");
 	if (mtrand == NULL)
 		return;		/* numpy not preloaded: a later import seeds afresh */
 	if ((c_np_mt = child_find_np_state(mtrand)) != NULL)
@@ -373,31 +438,8 @@ child_limit_as(const struct cfg *c)
 		child_fail("degraded mode: setrlimit RLIMIT_AS failed");
 }
 
-/*
- * Runs a little generic code before the child is offered to a session: its
- * first executions otherwise pay for the copy-on-write faults of the
- * compiler, the evaluation loop and traceback printing.  In a scratch
- * namespace; what it prints reaches the daemon before the child is ready,
- * and is dropped there.
- */
-static void
-child_warm_up(void)
-{
-	static const char warm[] =
-	    "x = [i * 2 for i in range(64)]\n"
-	    "print(len(x), sum(x), {'k': x[:3]}, 'txt'.upper(), 1.5)\n"
-	    "1 / 0\n";
-	PyObject *d;
 
-	if ((d = PyDict_New()) == NULL ||
-	    PyDict_SetItemString(d, "__builtins__", PyEval_GetBuiltins()) == -1)
-		child_fail("warm-up: out of memory");
-	(void)child_run_code(warm, sizeof(warm) - 1, d);
-	Py_DECREF(d);
-	child_flush();
-}
-
-/* The interpreter's side of a child's start: its own random state, warm. */
+/* The interpreter's side of a child's start: __main__, its own random state. */
 static void
 child_start_python(void)
 {
@@ -406,12 +448,7 @@ child_start_python(void)
 	if ((m = PyImport_AddModule("__main__")) == NULL)
 		child_fail("no __main__");
 	c_main_dict = PyModule_GetDict(m);
-	if ((m = PyImport_ImportModule("builtins")) == NULL ||
-	    (c_compile = PyObject_GetAttrString(m, "compile")) == NULL)
-		child_fail("no builtins.compile");
-	Py_DECREF(m);
 	child_reseed();
-	child_warm_up();
 }
 
 void
@@ -426,7 +463,8 @@ child_probe(const struct cfg *c)
 }
 
 void
-child_main(const struct cfg *c, const struct sbx *sbx, unsigned uid, int no_cgroup)
+child_main(const struct cfg *c, const struct sbx *sbx, unsigned uid, int no_cgroup,
+    int pooled)
 {
 	char err[512];
 	struct proto_run run;
@@ -451,6 +489,8 @@ child_main(const struct cfg *c, const struct sbx *sbx, unsigned uid, int no_cgro
 
 	/* From here on: sandboxed, no privilege, and the code is the user's. */
 	child_start_python();
+	if (pooled)
+		child_warm_up_pooled();
 	self = getpid();
 	child_send(PROTO_CHILD_READY, PROTO_F_END, NULL, 0);
 

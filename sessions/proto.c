@@ -14,7 +14,7 @@ proto_sendv(int fd, uint8_t type, uint16_t flags, uint32_t reqid,
     const struct iovec *parts, int nparts, const int *fds, int nfds)
 {
 	struct proto_hdr h;
-	struct iovec iov[1 + PROTO_MAX_PARTS];
+	struct iovec iov[2 + PROTO_MAX_PARTS];	/* header, struct, parts */
 	struct msghdr msg;
 	union {
 		struct cmsghdr	align;

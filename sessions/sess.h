@@ -25,17 +25,18 @@ void	zygote_main(int fd) __attribute__((noreturn));
  * A forked child's life once it is in its cgroup, until it exits: enters the
  * sandbox, reports ready on SESS_CHILD_CTL_FD and serves executions.  With
  * no_cgroup (the daemon's degraded mode) memory is limited with RLIMIT_AS
- * instead.  Never returns.
+ * instead; a pooled child warms up before it reports ready.  Never returns.
  */
 struct sbx;
 void	child_main(const struct cfg *c, const struct sbx *sbx, unsigned uid,
-	    int no_cgroup) __attribute__((noreturn));
+	    int no_cgroup, int pooled) __attribute__((noreturn));
 
 /*
- * In the zygote, after the preloads: what every child will need, computed
- * once (where numpy's global generator keeps its state, for the reseed).
+ * In the zygote, after the preloads: what every child will need, done once
+ * (a warm-up run of the compiler and evaluation loop, its output sent to
+ * devnull; where numpy's global generator keeps its state, for the reseed).
  */
-void	child_prepare(void);
+void	child_prepare(int devnull);
 
 /*
  * In a probe forked from the zygote (no sandbox, no session, fds 1 to 3 on

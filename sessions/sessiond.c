@@ -433,9 +433,13 @@ sess_find(const uint8_t id[PROTO_ID_LEN])
 	return NULL;
 }
 
-/* Asks the zygote for a new child.  Returns the new (S_FORKING) sess or NULL. */
+/*
+ * Asks the zygote for a new child; a pooled one is warmed up before it says
+ * ready (it has time to spare), one for a waiting request is not.  Returns
+ * the new (S_FORKING) sess or NULL.
+ */
 static struct sess *
-sess_spawn(void)
+sess_spawn(int pooled)
 {
 	int ctl[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
 	int fds[3 + CG_MAX_PROCS_FDS], nfds = 3, sz = ctl_sndbuf;
@@ -477,6 +481,7 @@ sess_spawn(void)
 	pf.pf_serial = s->s_serial;
 	pf.pf_uid = cfg.uid_base + s->s_uid;
 	pf.pf_ncg = nfds - 3;
+	pf.pf_pooled = (uint32_t)pooled;
 	if (proto_send(zyg.fd, PROTO_FORK, 0, 0, &pf, sizeof(pf), fds, nfds) == -1) {
 		log_err("func=%s fork order errno=\"%s\"", __func__, strerror(errno));
 		goto fail;
@@ -540,7 +545,7 @@ pool_fill(uint64_t now)
 	if (stopping || zyg.fd < 0 || now < spawn_retry_ns || now < pool_hold_ns)
 		return;
 	while (n_pool < cfg.pool_size) {
-		if ((s = sess_spawn()) == NULL) {
+		if ((s = sess_spawn(1)) == NULL) {
 			spawn_backoff_ms = spawn_backoff_ms ? spawn_backoff_ms * 2 : 100;
 			if (spawn_backoff_ms > SPAWN_BACKOFF_MAX_MS)
 				spawn_backoff_ms = SPAWN_BACKOFF_MAX_MS;
@@ -1206,7 +1211,7 @@ conn_submit(struct conn *c, struct job *j, const struct proto_exec *pe)
 		if ((s = pool_take()) != NULL) {
 			n_pool--;
 			pool_hold_ns = j->j_queued_ns + POOL_REFILL_DELAY_NS;
-		} else if ((s = sess_spawn()) == NULL) {
+		} else if ((s = sess_spawn(0)) == NULL) {
 			job_reply(j, NULL, PROTO_S_INTERNAL, 0);
 			return;
 		}

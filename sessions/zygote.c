@@ -118,7 +118,7 @@ zygote_python(void)
 		Py_DECREF(m);
 		log_debug("event=preloaded module=%s", tok);
 	}
-	child_prepare();
+	child_prepare(devnull);
 	/*
 	 * Move what exists now out of the collector's sight, so a child's
 	 * collections never touch (and copy) the pages it shares with us.
@@ -327,7 +327,7 @@ zygote_fork(struct proto_msg *m)
 		close(i);
 		zygote_prefault();
 		PyOS_AfterFork_Child();
-		child_main(&zcfg, zsbx, pf.pf_uid, pf.pf_ncg == 0);
+		child_main(&zcfg, zsbx, pf.pf_uid, pf.pf_ncg == 0, pf.pf_pooled != 0);
 		/* NOTREACHED */
 	}
 	PyOS_AfterFork_Parent();

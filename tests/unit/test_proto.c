@@ -604,6 +604,20 @@ test_messages(void)
 	is_int(proto_msg_whole(m, sizeof(pr), 305), 1, "  proto_msg_whole: whole");
 	is_int(proto_msg_whole(m, sizeof(pr), 304), -1, "  a length that disagrees is refused");
 
+	/* All three parts at once (the frame then has 5 pieces: header, struct, 3). */
+	pr.pr_out_len = 3;
+	pr.pr_err_len = 4;
+	pr.pr_res_len = 5;
+	parts[0] = (struct proto_part){ PROTO_STREAM_OUT, "out", 3 };
+	parts[1] = (struct proto_part){ PROTO_STREAM_ERR, "err!", 4 };
+	parts[2] = (struct proto_part){ PROTO_STREAM_RESULT, "[1,2]", 5 };
+	ok(proto_send_msg(sv[0], PROTO_RESULT, 9, &pr, sizeof(pr), parts, 3) == 0 &&
+	    proto_recv(sv[1], m) == 1 && proto_msg_whole(m, sizeof(pr), 12) == 1 &&
+	    memcmp(m->pm_payload + sizeof(pr), "outerr![1,2]", 12) == 0,
+	    "three non-empty parts go whole, in order");
+	memset(&pr, 0, sizeof(pr));
+	parts[1] = (struct proto_part){ PROTO_STREAM_ERR, NULL, 0 };
+
 	/* Exactly a full frame still fits. */
 	pr.pr_out_len = PROTO_MAX_PAYLOAD - sizeof(pr);
 	pr.pr_res_len = 0;
