@@ -303,22 +303,79 @@ fcgi_close_early(FCGX_Request *rq)
 	(void)FCGX_Detach(rq);
 }
 
+/*
+ * Which thread accepts the next connection: the one that went idle last.
+ * Threads blocked in accept(2) are woken in FIFO order, which passes the
+ * requests round all fcgi_threads stacks and daemon connections, each cold
+ * in the caches by its turn.  Here one thread, the leader, waits in accept;
+ * the idle others wait on a LIFO stack, and a leader that got a connection
+ * hands the role to the top of the stack before it serves.  The many
+ * threads are still there for long executions; a light load runs on a few.
+ */
+struct idler {
+	pthread_cond_t	 i_cv;
+	int		 i_lead;	/* handed the leader's role */
+	struct idler	*i_next;
+};
+static pthread_mutex_t	 lead_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct idler	*idle_top;
+static int		 leader_busy;	/* a thread is the leader */
+
+static void
+lead_take(struct idler *me)
+{
+	pthread_mutex_lock(&lead_mu);
+	if (leader_busy) {
+		me->i_lead = 0;
+		me->i_next = idle_top;
+		idle_top = me;
+		while (!me->i_lead)
+			pthread_cond_wait(&me->i_cv, &lead_mu);
+	} else
+		leader_busy = 1;
+	pthread_mutex_unlock(&lead_mu);
+}
+
+static void
+lead_pass(void)
+{
+	struct idler *next;
+
+	pthread_mutex_lock(&lead_mu);
+	if ((next = idle_top) != NULL) {
+		idle_top = next->i_next;
+		next->i_lead = 1;
+		pthread_cond_signal(&next->i_cv);
+	} else
+		leader_busy = 0;
+	pthread_mutex_unlock(&lead_mu);
+}
+
 static void *
 fcgi_worker(void *arg)
 {
 	struct sess_client *sc;
+	struct idler me;
 	FCGX_Request rq;
+	int r;
 
 	(void)arg;
 	if ((sc = sess_client_new(cfg.socket, reply_bound_ms, cfg.output_limit)) == NULL)
 		fatalx("out of memory");
 	if (FCGX_InitRequest(&rq, 0, 0) != 0)
 		fatalx("FCGX_InitRequest failed");
-	while (FCGX_Accept_r(&rq) >= 0) {
+	pthread_cond_init(&me.i_cv, NULL);
+	for (;;) {
+		lead_take(&me);
+		r = FCGX_Accept_r(&rq);
+		lead_pass();
+		if (r < 0)
+			break;
 		fcgi_handle(&rq, sc);
 		fcgi_close_early(&rq);
 		FCGX_Finish_r(&rq);
 	}
+	pthread_cond_destroy(&me.i_cv);
 	sess_client_free(sc);
 	return NULL;
 }
