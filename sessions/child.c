@@ -298,15 +298,14 @@ child_warm_up(int devnull)
 }
 
 /*
- * A child for the warm pool runs the warm-up again before it says ready
- * (numpy's common paths included: numpy.random.seed() used to touch them as
- * a side effect, and a first DataFrame in a pooled session was 5 ms slower
- * without):
- * on this kind of virtual machine a page's first touch in a process costs
- * even after it was copied, and a child that has not run the compiler yet
- * took three times as long over its first execution.  A child made for a
- * waiting request goes straight to it.  What it prints reaches the daemon
- * before the child is ready, and is dropped there.
+ * A child for the warm pool runs the warm-up again before it says ready.
+ * On this kind of virtual machine a page's first touch in a process costs
+ * even after the page was copied: a child that has not run the compiler yet
+ * took two to three times as long over its first execution, and without
+ * numpy's common paths (which numpy.random.seed() used to touch as a side
+ * effect) a first DataFrame took 5 ms longer.  A child made for a waiting
+ * request, or for a pool that cannot keep up, goes straight to work.  What
+ * it prints reaches the daemon before the child is ready, and is dropped.
  */
 static void
 child_warm_up_pooled(void)
@@ -472,7 +471,7 @@ child_probe(const struct cfg *c)
 
 void
 child_main(const struct cfg *c, const struct sbx *sbx, unsigned uid, int no_cgroup,
-    int pooled)
+    int warm)
 {
 	char err[512];
 	struct proto_run run;
@@ -497,7 +496,7 @@ child_main(const struct cfg *c, const struct sbx *sbx, unsigned uid, int no_cgro
 
 	/* From here on: sandboxed, no privilege, and the code is the user's. */
 	child_start_python();
-	if (pooled)
+	if (warm)
 		child_warm_up_pooled();
 	self = getpid();
 	child_send(PROTO_CHILD_READY, PROTO_F_END, NULL, 0);

@@ -131,7 +131,7 @@ struct proto_fork {
 	uint32_t	pf_serial;	/* echoed in PROTO_FORKED */
 	uint32_t	pf_uid;		/* the child's uid and gid */
 	uint32_t	pf_ncg;		/* cgroup.procs fds among the fds */
-	uint32_t	pf_pooled;	/* for the warm pool: warm up before ready */
+	uint32_t	pf_warm;	/* warm up before saying ready */
 };
 
 struct proto_forked {

@@ -25,11 +25,12 @@ void	zygote_main(int fd) __attribute__((noreturn));
  * A forked child's life once it is in its cgroup, until it exits: enters the
  * sandbox, reports ready on SESS_CHILD_CTL_FD and serves executions.  With
  * no_cgroup (the daemon's degraded mode) memory is limited with RLIMIT_AS
- * instead; a pooled child warms up before it reports ready.  Never returns.
+ * instead; with warm (a child for the pool) it warms up before it reports
+ * ready.  Never returns.
  */
 struct sbx;
 void	child_main(const struct cfg *c, const struct sbx *sbx, unsigned uid,
-	    int no_cgroup, int pooled) __attribute__((noreturn));
+	    int no_cgroup, int warm) __attribute__((noreturn));
 
 /*
  * In the zygote, after the preloads: what every child will need, done once

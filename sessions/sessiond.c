@@ -53,6 +53,8 @@
 #define START_TIMEOUT_NS	(30 * 1000000000ull)	/* fork to ready */
 /* A new session's child is not made to share the CPU with a fork at once. */
 #define POOL_REFILL_DELAY_NS	(10 * 1000000ull)
+/* Pool children warm up unless the pool ran short this recently. */
+#define POOL_WARM_QUIET_NS	(250 * 1000000ull)
 
 enum ev_kind {
 	EV_LISTEN, EV_SIGNAL, EV_ZYGOTE, EV_CONN,
@@ -100,6 +102,7 @@ struct sess {
 	uint8_t		 s_id[PROTO_ID_LEN];
 	int		 s_has_id;	/* a session (findable until S_DYING) */
 	int		 s_oneshot;	/* script mode: ends after one run */
+	int		 s_warm;	/* told to warm up before ready */
 	int		 s_counted;	/* counts toward max_sessions */
 	enum sess_state	 s_state;
 	uint32_t	 s_serial;
@@ -158,6 +161,7 @@ static gid_t		 sock_gid;
 static int		 stopping;
 static uint64_t		 spawn_retry_ns;	/* pool refill paused until then */
 static uint64_t		 pool_hold_ns;	/* no refill before then: a session just started */
+static uint64_t		 pool_short_ns;	/* last time a new session found no ready child */
 static unsigned		 spawn_backoff_ms;
 static char		 sandbox_desc[256] = "unknown";
 /*
@@ -434,9 +438,11 @@ sess_find(const uint8_t id[PROTO_ID_LEN])
 }
 
 /*
- * Asks the zygote for a new child; a pooled one is warmed up before it says
- * ready (it has time to spare), one for a waiting request is not.  Returns
- * the new (S_FORKING) sess or NULL.
+ * Asks the zygote for a new child.  A child for the pool warms up before it
+ * says ready, while the pool keeps up with demand; when new sessions have
+ * lately found no ready child, the next ones are needed at once and skip it,
+ * as does a child made for a waiting request.  Returns the new (S_FORKING)
+ * sess or NULL.
  */
 static struct sess *
 sess_spawn(int pooled)
@@ -481,7 +487,8 @@ sess_spawn(int pooled)
 	pf.pf_serial = s->s_serial;
 	pf.pf_uid = cfg.uid_base + s->s_uid;
 	pf.pf_ncg = nfds - 3;
-	pf.pf_pooled = (uint32_t)pooled;
+	s->s_warm = pooled && now_ns() - pool_short_ns > POOL_WARM_QUIET_NS;
+	pf.pf_warm = (uint32_t)s->s_warm;
 	if (proto_send(zyg.fd, PROTO_FORK, 0, 0, &pf, sizeof(pf), fds, nfds) == -1) {
 		log_err("func=%s fork order errno=\"%s\"", __func__, strerror(errno));
 		goto fail;
@@ -520,21 +527,24 @@ fail:
 	return NULL;
 }
 
-/* The pool child that is ready, else one still starting, else NULL. */
+/* A warmed pool child that is ready, else any ready one, else one still
+ * starting, else NULL. */
 static struct sess *
 pool_take(void)
 {
-	struct sess *s, *best = NULL;
+	struct sess *s, *idle = NULL, *starting = NULL;
 
 	TAILQ_FOREACH(s, &sessions, s_entry) {
 		if (s->s_has_id || s->s_oneshot || s->s_state > S_IDLE)
 			continue;
-		if (s->s_state == S_IDLE)
+		if (s->s_state == S_IDLE && s->s_warm)
 			return s;
-		if (best == NULL)
-			best = s;
+		if (s->s_state == S_IDLE && idle == NULL)
+			idle = s;
+		else if (s->s_state != S_IDLE && starting == NULL)
+			starting = s;
 	}
-	return best;
+	return idle != NULL ? idle : starting;
 }
 
 static void
@@ -1211,7 +1221,10 @@ conn_submit(struct conn *c, struct job *j, const struct proto_exec *pe)
 		if ((s = pool_take()) != NULL) {
 			n_pool--;
 			pool_hold_ns = j->j_queued_ns + POOL_REFILL_DELAY_NS;
-		} else if ((s = sess_spawn(0)) == NULL) {
+		}
+		if (s == NULL || s->s_state != S_IDLE)
+			pool_short_ns = j->j_queued_ns;
+		if (s == NULL && (s = sess_spawn(0)) == NULL) {
 			job_reply(j, NULL, PROTO_S_INTERNAL, 0);
 			return;
 		}

@@ -327,7 +327,7 @@ zygote_fork(struct proto_msg *m)
 		close(i);
 		zygote_prefault();
 		PyOS_AfterFork_Child();
-		child_main(&zcfg, zsbx, pf.pf_uid, pf.pf_ncg == 0, pf.pf_pooled != 0);
+		child_main(&zcfg, zsbx, pf.pf_uid, pf.pf_ncg == 0, pf.pf_warm != 0);
 		/* NOTREACHED */
 	}
 	PyOS_AfterFork_Parent();
