@@ -249,10 +249,11 @@ child_recv_run(struct proto_run *run)
 }
 
 /*
- * Runs a little generic code in the zygote, so that what the compiler, the
- * evaluation loop and traceback printing set up on first use is there in
- * every child (a fresh child's first execution took twice as long without
- * it).  In a scratch namespace, its output sent to /dev/null.
+ * A little generic code (compiler, evaluation loop, printing, a traceback,
+ * numpy's common paths), run once in the zygote so that what those set up
+ * on first use is there in every child (a fresh child's first execution
+ * took twice as long without it), and again in children for the warm pool.
+ * In a scratch namespace.
  */
 static const char c_warm_code[] =
     "import sys\n"
@@ -281,6 +282,7 @@ child_warm_run(void)
 	return 0;
 }
 
+/* In the zygote: the warm-up, its output on devnull. */
 static void
 child_warm_up(int devnull)
 {
@@ -313,7 +315,6 @@ child_warm_up_pooled(void)
 	if (child_warm_run() == -1)
 		child_fail("warm-up: out of memory");
 }
-
 
 /*
  * numpy's global generator (numpy.random.seed, rand, ...): a legacy
@@ -444,7 +445,6 @@ child_limit_as(const struct cfg *c)
 	if (setrlimit(RLIMIT_AS, &rl) == -1)
 		child_fail("degraded mode: setrlimit RLIMIT_AS failed");
 }
-
 
 /* The interpreter's side of a child's start: __main__, its own random state. */
 static void

@@ -24,9 +24,9 @@ proto_sendv(int fd, uint8_t type, uint16_t flags, uint32_t reqid,
 	ssize_t n;
 	int i, k = 1;
 
-	for (i = 0; i < nparts; i++)
+	for (i = 0; i < nparts && nparts <= 1 + PROTO_MAX_PARTS; i++)
 		len += parts[i].iov_len;
-	if (len > PROTO_MAX_PAYLOAD || nparts > 1 + PROTO_MAX_PARTS || nfds < 0 ||
+	if (nparts > 1 + PROTO_MAX_PARTS || len > PROTO_MAX_PAYLOAD || nfds < 0 ||
 	    nfds > PROTO_MAX_FDS) {
 		errno = EMSGSIZE;
 		return -1;

@@ -855,17 +855,15 @@ sess_ctl_frame(struct sess *s, struct proto_msg *m)
 		    s->s_done_status != 0 || h->ph_len < sizeof(d))
 			goto bad;
 		memcpy(&d, m->pm_payload, sizeof(d));
+		/* Only script mode has a result, and the child keeps it to the limit. */
 		if (d.pd_status < PROTO_D_OK || d.pd_status > PROTO_D_RESULT ||
 		    (d.pd_status != PROTO_D_RESULT && d.pd_res_len != 0) ||
-		    (d.pd_status == PROTO_D_RESULT && s->s_job->j_mode != PROTO_MODE_SCRIPT) ||
+		    (d.pd_status == PROTO_D_RESULT && (s->s_job->j_mode != PROTO_MODE_SCRIPT ||
+		    d.pd_res_len > cfg.output_limit)) ||
 		    (whole = proto_msg_whole(m, sizeof(d), d.pd_res_len)) == -1)
 			goto bad;
 		s->s_done_status = d.pd_status;
 		if (d.pd_status == PROTO_D_RESULT) {
-			if (d.pd_res_len > cfg.output_limit) {
-				/* The child keeps to the limit; one that does not is refused. */
-				goto bad;
-			}
 			s->s_result = 1;
 			s->s_res_want = d.pd_res_len;
 			if (!whole)

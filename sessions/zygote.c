@@ -135,7 +135,7 @@ zygote_python(void)
 	malloc_trim(0);
 }
 
-/* In a fresh child, before anything else runs. */
+/* In a fresh child, once in its cgroup, before Python runs. */
 static void
 zygote_prefault(void)
 {
@@ -158,6 +158,7 @@ zygote_probe_scan(int fd)
 {
 	static uint64_t pm[512];
 	static struct zrange out[ZWARM_MAX];
+	const unsigned long pg = (unsigned long)sysconf(_SC_PAGESIZE);
 	char path[64], line[512], perms[8];
 	unsigned long a, b, addr;
 	size_t n = 0, k, cnt;
@@ -172,19 +173,20 @@ zygote_probe_scan(int fd)
 		if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) != 3 ||
 		    strcmp(perms, "rw-p") != 0)
 			continue;
-		for (addr = a; addr < b && n < ZWARM_MAX; addr += cnt * 4096) {
-			cnt = (b - addr) / 4096 < 512 ? (b - addr) / 4096 : 512;
-			if (pread(pmfd, pm, cnt * 8, (off_t)(addr / 4096) * 8) != (ssize_t)(cnt * 8))
+		for (addr = a; addr < b && n < ZWARM_MAX; addr += cnt * pg) {
+			cnt = (b - addr) / pg < 512 ? (b - addr) / pg : 512;
+			if (pread(pmfd, pm, cnt * 8, (off_t)(addr / pg) * 8) != (ssize_t)(cnt * 8))
 				break;
 			for (k = 0; k < cnt && n < ZWARM_MAX; k++) {
-				uintptr_t pg = addr + k * 4096;
+				uintptr_t at = addr + k * pg;
 
+				/* bit 63: present; bit 56: mapped by this process only */
 				if (!((pm[k] >> 63) & 1) || !((pm[k] >> 56) & 1))
 					continue;	/* absent, or still shared */
-				if (n > 0 && out[n - 1].zr_start + out[n - 1].zr_len == pg)
-					out[n - 1].zr_len += 4096;
+				if (n > 0 && out[n - 1].zr_start + out[n - 1].zr_len == at)
+					out[n - 1].zr_len += pg;
 				else
-					out[n++] = (struct zrange){ pg, 4096 };
+					out[n++] = (struct zrange){ at, pg };
 			}
 		}
 	}
@@ -237,7 +239,7 @@ zygote_learn(void)
 	}
 	nzwarm = got / sizeof(zwarm[0]);
 	for (i = 0; i < nzwarm; i++)
-		pages += zwarm[i].zr_len / 4096;
+		pages += zwarm[i].zr_len / (size_t)sysconf(_SC_PAGESIZE);
 	log_info("event=prefault_learned ranges=%zu pages=%zu", nzwarm, pages);
 }
 
