@@ -66,6 +66,12 @@ struct zrange {
 	size_t		zr_len;
 };
 #define ZWARM_MAX	4096	/* ranges; past this the rest fault as usual */
+/*
+ * Mappings larger than this are reservations (a sanitizer's shadow memory,
+ * an allocator's arena space), not where a starting child writes: the scan
+ * skips them, it would otherwise read a pagemap entry per page of terabytes.
+ */
+#define ZSCAN_VMA_MAX	(1ul << 30)
 static struct zrange	 zwarm[ZWARM_MAX];
 static size_t		 nzwarm;
 
@@ -171,7 +177,7 @@ zygote_probe_scan(int fd)
 		_exit(1);
 	while (n < ZWARM_MAX && fgets(line, sizeof(line), maps) != NULL) {
 		if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) != 3 ||
-		    strcmp(perms, "rw-p") != 0)
+		    strcmp(perms, "rw-p") != 0 || b - a > ZSCAN_VMA_MAX)
 			continue;
 		for (addr = a; addr < b && n < ZWARM_MAX; addr += cnt * pg) {
 			cnt = (b - addr) / pg < 512 ? (b - addr) / pg : 512;
