@@ -832,6 +832,12 @@ sess_ctl_frame(struct sess *s, struct proto_msg *m)
 	case PROTO_CHILD_READY:
 		if (s->s_state != S_STARTING || h->ph_len != 0)
 			goto bad;
+		/*
+		 * What a warming child printed is in the pipes before it says
+		 * ready: read and dropped now, never taken for a run's output.
+		 */
+		sess_drain(s, EV_OUT);
+		sess_drain(s, EV_ERR);
 		s->s_state = S_IDLE;
 		s->s_last_ns = now_ns();
 		sess_set_idle_deadline(s);
