@@ -151,6 +151,14 @@ track() {
 	[ -n "$i" ] && IDS="$IDS $i"
 	return 0
 }
+
+# run CODE [ID]: exec_code, keeps the id in $id and tracks it for forget_all.
+# (10-limits, 20-escape and 21-escape-tmp define a run of their own.)
+run() {
+	exec_code "$@"
+	id=$(jget .id)
+	track
+}
 forget_all() {
 	local i
 	for i in $IDS; do

@@ -4,15 +4,7 @@
 # SystemExit, invalid UTF-8, JSON escaping, the per-stream cap, syntax errors.
 . "$(dirname "$0")/../lib.sh"
 
-# body_jq FILTER: true if the last BODY is JSON and FILTER holds on it.
 DEFAULT_URL=$PYEXEC_URL
-
-# run CODE [ID]: exec_code, remembers the id in $id.
-run() {
-	exec_code "$@"
-	id=$(jget .id)
-	track
-}
 
 # json_of FILE: the content of FILE as one JSON string.
 json_of() { jq -Rs . < "$1"; }

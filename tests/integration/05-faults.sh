@@ -6,12 +6,6 @@
 
 DEFAULT_URL=$PYEXEC_URL
 
-run() {
-	exec_code "$@"
-	id=$(jget .id)
-	track
-}
-
 now_ms() { date +%s%3N; }
 
 # --- own stack: uninterruptible timeout, then the daemon and the workers die ----------------
