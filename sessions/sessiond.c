@@ -901,24 +901,30 @@ bad:
 	sess_kill(s, PROTO_S_TERMINATED, "protocol");
 }
 
+/*
+ * The epoll set is level-triggered: one frame per wake-up, and a socket with
+ * more queued is reported again.  (Reading on to EAGAIN would cost a system
+ * call per message, in the daemon's one thread.)
+ */
 static void
 sess_ctl_readable(struct sess *s)
 {
-	int i, r;
+	int r;
 
-	for (i = 0; i < 16 && s->s_state < S_DYING; i++) {
-		r = proto_recv(s->s_ctl, &rx);
-		if (r == 1) {
-			sess_ctl_frame(s, &rx);
-			continue;
-		}
-		if (r == -1 && errno == EAGAIN)
-			return;
-		/* End of stream or a malformed frame: the child is gone or hostile. */
-		close_fd(&s->s_ctl);
-		sess_kill(s, PROTO_S_TERMINATED, r == 0 ? "closed" : "protocol");
+	r = proto_recv(s->s_ctl, &rx);
+	if (r == 1 && s->s_state >= S_DYING) {
+		proto_msg_close_fds(&rx);	/* killed: what it said no longer counts */
 		return;
 	}
+	if (r == 1) {
+		sess_ctl_frame(s, &rx);
+		return;
+	}
+	if (r == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	/* End of stream or a malformed frame: the child is gone or hostile. */
+	close_fd(&s->s_ctl);
+	sess_kill(s, PROTO_S_TERMINATED, r == 0 ? "closed" : "protocol");
 }
 
 static void
@@ -1153,21 +1159,18 @@ zygote_frame(struct proto_msg *m)
 	zygote_down("protocol");
 }
 
+/* One frame per wake-up, as sess_ctl_readable. */
 static void
 zygote_readable(void)
 {
-	int i, r;
+	int r;
 
-	for (i = 0; i < 64 && zyg.fd >= 0; i++) {
-		if ((r = proto_recv(zyg.fd, &rx)) == 1) {
-			zygote_frame(&rx);
-			continue;
-		}
-		if (r == -1 && errno == EAGAIN)
-			return;
-		zygote_down(r == 0 ? "closed" : "protocol");
+	if (zyg.fd < 0)
 		return;
-	}
+	if ((r = proto_recv(zyg.fd, &rx)) == 1)
+		zygote_frame(&rx);
+	else if (r != -1 || (errno != EAGAIN && errno != EINTR))
+		zygote_down(r == 0 ? "closed" : "protocol");
 }
 
 /* ---- FastCGI workers ---------------------------------------------------- */
@@ -1361,23 +1364,23 @@ bad:
 	conn_close(c);
 }
 
+/* One frame per wake-up, as sess_ctl_readable. */
 static void
 conn_readable(struct conn *c)
 {
-	int i, r;
+	int r;
 
-	for (i = 0; i < 32 && !c->c_freed; i++) {
-		if ((r = proto_recv(c->c_fd, &rx)) == 1) {
-			conn_frame(c, &rx);
-			continue;
-		}
-		if (r == -1 && errno == EAGAIN)
-			return;
-		if (r == -1)
-			log_warn("event=worker_bad_frame errno=\"%s\"", strerror(errno));
-		conn_close(c);
+	if (c->c_freed)
+		return;
+	if ((r = proto_recv(c->c_fd, &rx)) == 1) {
+		conn_frame(c, &rx);
 		return;
 	}
+	if (r == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (r == -1)
+		log_warn("event=worker_bad_frame errno=\"%s\"", strerror(errno));
+	conn_close(c);
 }
 
 static void

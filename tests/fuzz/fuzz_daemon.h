@@ -30,6 +30,7 @@
 #define PYEXEC_FUZZ_DAEMON_H
 
 #include <dirent.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 
 #define FZ_CHECK(c) do {						\
@@ -538,12 +539,26 @@ fz_send(int fd, const void *p, size_t n, void (*reader)(void *), void *arg)
 	}
 }
 
+/*
+ * The daemon's epoll set is level-triggered and its handlers read one frame
+ * per call: as the loop would, call again while the descriptor is readable.
+ */
+static int
+fz_readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return fd >= 0 && poll(&p, 1, 0) == 1;
+}
+
 static void
 fz_conn_reader(void *arg)
 {
 	struct fz_worker *w = arg;
+	int i;
 
-	if (w->w_conn != NULL && !w->w_conn->c_freed)
+	for (i = 0; i < 64 && w->w_conn != NULL && !w->w_conn->c_freed &&
+	    fz_readable(w->w_conn->c_fd); i++)
 		conn_readable(w->w_conn);
 	fz_drain_worker(w);
 }
@@ -560,9 +575,10 @@ static void
 fz_ctl_reader(void *arg)
 {
 	struct fz_child *ch = arg;
-	struct sess *s = fz_sess_of(ch);
+	struct sess *s;
+	int i;
 
-	if (s != NULL && s->s_ctl >= 0)
+	for (i = 0; i < 64 && (s = fz_sess_of(ch)) != NULL && fz_readable(s->s_ctl); i++)
 		sess_ctl_readable(s);
 	fz_drain_child(ch);
 }
@@ -652,7 +668,7 @@ fz_zygote_answer(int ok)
 		fz_close(&fz.ch[i].ch_out);
 		fz_close(&fz.ch[i].ch_err);
 	}
-	if (zyg.fd >= 0)
+	for (i = 0; i < 64 && fz_readable(zyg.fd); i++)
 		zygote_readable();
 }
 
@@ -821,8 +837,7 @@ fz_step(enum fz_op op, struct fz_in *in)
 		/* The worker goes away (killed mid-request); the daemon sees EOF. */
 		w = &fz.w[fz_u8(in) % FZ_WORKERS];
 		fz_close(&w->w_peer);
-		if (w->w_conn != NULL && !w->w_conn->c_freed)
-			conn_readable(w->w_conn);
+		fz_conn_reader(w);
 		break;
 	case FZ_Z_ANSWER:
 		fz_zygote_answer(!(fz_u8(in) & 0x10));
