@@ -7,10 +7,17 @@
  * answer.  Enough threads run (fcgi_threads) that a two-second execution
  * never holds the only free one (architecture.md, rule 5).
  */
+#include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -20,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fastcgi.h>
 #include <fcgiapp.h>
 
 #include "cfg.h"
@@ -281,102 +289,167 @@ fcgi_handle(FCGX_Request *rq, struct sess_client *sc)
 }
 
 /*
- * libfcgi ends a connection with a lingering close: shutdown, then wait for
- * the web server to close its end.  That protects a reply from a reset
- * while the server still has input in flight; once the request's input has
- * been read to its end there is none, and the wait is one more sleep and
- * wake-up per request.  Then the connection is closed at once.  A request
- * without a body has only the empty end-of-input record left, which the
- * server sends with the parameters.
+ * Connections.  A web server either opens a connection per request (mod_fcgid,
+ * lighttpd, nginx by default) or keeps it for the next one (nginx with
+ * fastcgi_keep_conn and an upstream keepalive pool).  Either way no thread
+ * ever waits on one connection: every open connection is in the process's
+ * epoll set, one-shot, and a thread is handed a connection only when input
+ * arrived on it.  A kept connection that goes idle costs a descriptor, never
+ * a thread, and a new request never queues behind it.
+ *
+ * Which thread takes it: every idle thread waits in epoll_wait on the same
+ * set, and the kernel wakes one waiter per event, the one that went idle
+ * last.  (accept(2) wakes its waiters in FIFO order, which passed the
+ * requests round all fcgi_threads stacks and daemon connections, each cold in
+ * the caches by its turn.)  The many threads are there for long executions;
+ * a light load runs on a few.
+ */
+static int		 conn_ep = -1;	/* listening socket + open connections */
+static const char	*peer_allow;	/* FCGI_WEB_SERVER_ADDRS, TCP only */
+
+/*
+ * Waits for the next input on a connection: armed until then, once.  A
+ * connection libfcgi accepted itself (see fcgi_worker) is not in the set yet.
  */
 static void
-fcgi_close_early(FCGX_Request *rq)
+conn_arm(int fd, int op)
 {
-	const char *cl;
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.fd = fd };
 
-	if (FCGX_HasSeenEOF(rq->in) != EOF) {
-		cl = FCGX_GetParam("CONTENT_LENGTH", rq->envp);
-		if ((cl != NULL && strtoull(cl, NULL, 10) != 0) ||
-		    FCGX_GetChar(rq->in) != EOF || FCGX_HasSeenEOF(rq->in) != EOF)
-			return;
+	if (epoll_ctl(conn_ep, op, fd, &ev) == -1 && (op != EPOLL_CTL_MOD ||
+	    errno != ENOENT || epoll_ctl(conn_ep, EPOLL_CTL_ADD, fd, &ev) == -1)) {
+		log_err("func=%s epoll_ctl errno=\"%s\"", __func__, strerror(errno));
+		close(fd);
 	}
-	(void)FCGX_Detach(rq);
 }
 
 /*
- * Which thread accepts the next connection: the one that went idle last.
- * Threads blocked in accept(2) are woken in FIFO order, which passes the
- * requests round all fcgi_threads stacks and daemon connections, each cold
- * in the caches by its turn.  Here one thread, the leader, waits in accept;
- * the idle others wait on a LIFO stack, and a leader that got a connection
- * hands the role to the top of the stack before it serves.  The many
- * threads are still there for long executions; a light load runs on a few.
+ * libfcgi's own accept honours FCGI_WEB_SERVER_ADDRS (the web servers'
+ * addresses allowed to connect over TCP); so does this one.
  */
-struct idler {
-	pthread_cond_t	 i_cv;
-	int		 i_lead;	/* handed the leader's role */
-	struct idler	*i_next;
-};
-static pthread_mutex_t	 lead_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct idler	*idle_top;
-static int		 leader_busy;	/* a thread is the leader */
-
-static void
-lead_take(struct idler *me)
+static int
+conn_peer_allowed(int fd)
 {
-	pthread_mutex_lock(&lead_mu);
-	if (leader_busy) {
-		me->i_lead = 0;
-		me->i_next = idle_top;
-		idle_top = me;
-		while (!me->i_lead)
-			pthread_cond_wait(&me->i_cv, &lead_mu);
-	} else
-		leader_busy = 1;
-	pthread_mutex_unlock(&lead_mu);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char addr[INET6_ADDRSTRLEN];
+	const char *p, *e;
+	size_t n;
+
+	if (peer_allow == NULL || getpeername(fd, (struct sockaddr *)&ss, &sl) == -1 ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+		return 1;
+	if (inet_ntop(ss.ss_family, ss.ss_family == AF_INET ?
+	    (void *)&((struct sockaddr_in *)&ss)->sin_addr :
+	    (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr)) == NULL)
+		return 0;
+	n = strlen(addr);
+	for (p = peer_allow; *p != '\0'; p = *e ? e + 1 : e) {
+		e = p + strcspn(p, ",");
+		while (p < e && *p == ' ')
+			p++;
+		if ((size_t)(e - p) == n && memcmp(p, addr, n) == 0)
+			return 1;
+	}
+	log_warn("event=peer_refused addr=%s", addr);
+	return 0;
 }
 
-static void
-lead_pass(void)
+/* An idle thread's wait: the next connection with input on it. */
+static int
+conn_next(void)
 {
-	struct idler *next;
+	struct epoll_event ev;
+	int fd, one = 1;
 
-	pthread_mutex_lock(&lead_mu);
-	if ((next = idle_top) != NULL) {
-		idle_top = next->i_next;
-		next->i_lead = 1;
-		pthread_cond_signal(&next->i_cv);
-	} else
-		leader_busy = 0;
-	pthread_mutex_unlock(&lead_mu);
+	for (;;) {
+		if (epoll_wait(conn_ep, &ev, 1, -1) != 1) {
+			if (errno != EINTR)
+				fatal("epoll_wait");
+			continue;
+		}
+		if (ev.data.fd != FCGI_LISTENSOCK_FILENO)
+			return ev.data.fd;
+		if ((fd = accept4(FCGI_LISTENSOCK_FILENO, NULL, NULL, SOCK_CLOEXEC)) == -1) {
+			/* EAGAIN: another thread took it. */
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+				/* Out of descriptors: connections wait in the backlog. */
+				log_err("func=%s accept errno=\"%s\"", __func__, strerror(errno));
+				usleep(10000);
+			}
+			continue;
+		}
+		if (!conn_peer_allowed(fd)) {
+			close(fd);
+			continue;
+		}
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		conn_arm(fd, EPOLL_CTL_ADD);
+	}
+}
+
+/*
+ * The end of a request.  libfcgi ends a connection with a lingering close:
+ * shutdown, then wait for the web server to close its end.  That protects
+ * a reply from a reset while the server still has input in flight; once the
+ * request's input has been read to its end there is none, and the wait is
+ * one more sleep and wake-up per request: then the connection is closed at
+ * once, or kept if the server asked for that.  A request without a body has
+ * only the empty end-of-input record left, which the server sends with the
+ * parameters.  A kept connection with input left unread cannot carry the
+ * next request: it gets the lingering close.
+ */
+static void
+fcgi_end(FCGX_Request *rq)
+{
+	const char *cl;
+	int at_eof = FCGX_HasSeenEOF(rq->in) == EOF;
+
+	if (!at_eof) {
+		cl = FCGX_GetParam("CONTENT_LENGTH", rq->envp);
+		at_eof = (cl == NULL || strtoull(cl, NULL, 10) == 0) &&
+		    FCGX_GetChar(rq->in) == EOF && FCGX_HasSeenEOF(rq->in) == EOF;
+	}
+	if (!at_eof)
+		rq->keepConnection = 0;
+	else if (!rq->keepConnection)
+		(void)FCGX_Detach(rq);
+	FCGX_Finish_r(rq);
+	if (rq->ipcFd >= 0)
+		conn_arm(rq->ipcFd, EPOLL_CTL_MOD);
+	rq->ipcFd = -1;
 }
 
 static void *
 fcgi_worker(void *arg)
 {
 	struct sess_client *sc;
-	struct idler me;
 	FCGX_Request rq;
 	int r;
 
 	(void)arg;
 	if ((sc = sess_client_new(cfg.socket, reply_bound_ms, cfg.output_limit)) == NULL)
 		fatalx("out of memory");
-	if (FCGX_InitRequest(&rq, 0, 0) != 0)
+	if (FCGX_InitRequest(&rq, FCGI_LISTENSOCK_FILENO, 0) != 0)
 		fatalx("FCGX_InitRequest failed");
-	pthread_cond_init(&me.i_cv, NULL);
 	for (;;) {
-		lead_take(&me);
-		r = FCGX_Accept_r(&rq);
-		lead_pass();
-		if (r < 0)
-			break;
+		/*
+		 * libfcgi reads the request from the connection it is given.  A
+		 * connection the server closed ends in libfcgi's accept on the
+		 * (non-blocking) listening socket: that gives a new connection,
+		 * which is served, or EAGAIN, and the thread goes back to idle.
+		 */
+		rq.ipcFd = conn_next();
+		rq.keepConnection = 1;	/* nothing for FCGX_Accept_r to finish */
+		if ((r = FCGX_Accept_r(&rq)) < 0) {
+			if (r != -EAGAIN && r != -EINTR)
+				log_warn("event=connection_error errno=\"%s\"", strerror(-r));
+			rq.ipcFd = -1;
+			continue;
+		}
 		fcgi_handle(&rq, sc);
-		fcgi_close_early(&rq);
-		FCGX_Finish_r(&rq);
+		fcgi_end(&rq);
 	}
-	pthread_cond_destroy(&me.i_cv);
-	sess_client_free(sc);
 	return NULL;
 }
 
@@ -492,16 +565,29 @@ main(int argc, char **argv)
 	return 0;
 }
 
-/* Runs the accept loops of this process's threads; returns when they end. */
+/* Runs this process's threads; they serve until the process is stopped. */
 static void
 fcgi_serve(void)
 {
+	struct epoll_event ev;
 	pthread_attr_t attr;
 	pthread_t *tids;
 	unsigned i;
+	int fl;
 
 	if ((tids = calloc(cfg.fcgi_threads, sizeof(*tids))) == NULL)
 		fatal("calloc");
+	/* Each process its own set: its connections are served by its threads. */
+	if ((conn_ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		fatal("epoll_create1");
+	if ((fl = fcntl(FCGI_LISTENSOCK_FILENO, F_GETFL)) == -1 ||
+	    fcntl(FCGI_LISTENSOCK_FILENO, F_SETFL, fl | O_NONBLOCK) == -1)
+		fatal("fcntl O_NONBLOCK on the listening socket");
+	ev.events = EPOLLIN;
+	ev.data.fd = FCGI_LISTENSOCK_FILENO;
+	if (epoll_ctl(conn_ep, EPOLL_CTL_ADD, FCGI_LISTENSOCK_FILENO, &ev) == -1)
+		fatal("epoll_ctl on the listening socket");
+	peer_allow = getenv("FCGI_WEB_SERVER_ADDRS");
 	pthread_attr_init(&attr);
 	/* Requests need little stack; many threads should cost little memory. */
 	pthread_attr_setstacksize(&attr, 256 * 1024);

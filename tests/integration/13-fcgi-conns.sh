@@ -1,0 +1,52 @@
+#!/bin/bash
+# servers: one
+# The FastCGI workers' connections (issue 5): a web server may keep a
+# connection for the next request (nginx fastcgi_keep_conn) or open one per
+# request.  Kept connections carry request after request, an idle connection
+# never holds a thread (a request on a new connection is answered at once
+# even when more connections sit idle than the worker has threads), one the
+# server closes frees its thread, and one whose input was left unread is
+# closed after its reply instead of carrying garbage into the next request.
+# Spoken to a worker of our own with two threads, as a web server would.
+. "$(dirname "$0")/../lib.sh"
+
+dir=/run/pyexec-dev/${PYEXEC_PORT:-18700}
+if [ ! -x "$dir/bin/pyexec-fcgi" ] || [ ! -f "$dir/pyexec.conf" ]; then
+	skip "no stack started by deploy/stack.sh in $dir"
+	t_done
+	exit
+fi
+client=$PYEXEC_TOP/tests/integration/helpers/fcgi_client.py
+sock=$T_TMP/fcgi.sock
+spawn-fcgi -n -s "$sock" -M 0600 -u www-data -g www-data -- "$dir/bin/pyexec-fcgi" \
+    -c "$dir/pyexec.conf" --fcgi_threads=2 --fcgi_processes=1 2>"$T_TMP/fcgi.log" &
+fcgi_pid=$!
+trap 'kill $fcgi_pid 2>/dev/null; t_cleanup' EXIT
+for ((i = 0; i < 100; i++)); do [ -S "$sock" ] && break; sleep 0.05; done
+fc() { timeout 30 python3 "$client" "$sock" "$@" 2>&1; }
+
+out=$(fc keep 12)
+assert_eq "12 requests on one kept connection, one session: all answered in turn" \
+    "$(printf '%s\n' "$out" | grep -c '^Status: 200 OK {"id": "[0-9a-f-]*", "stdout": "')" 12
+assert_match "the session's state carried over: the last answer" "$(printf '%s\n' "$out" | sed -n 12p)" '"stdout": "22\\n"}$'
+assert_eq "the connection is kept after its last reply" "$(printf '%s\n' "$out" | tail -n 1)" "still open"
+
+out=$(fc idle 4)
+assert_eq "4 silent and 4 idle kept connections, 2 threads: a new request is answered" \
+    "$(printf '%s\n' "$out" | head -n 1)" 'Status: 200 OK {"status": "healthy"}'
+ms=$(printf '%s\n' "$out" | sed -n 's/^answered in \([0-9]*\) ms$/\1/p')
+check "... at once (${ms:-?} ms), not after a connection times out" [ "${ms:-99999}" -lt 1000 ]
+
+out=$(fc hangup 10)
+assert_eq "10 kept connections the server closed: the threads serve again" \
+    "$out" 'Status: 200 OK {"status": "healthy"}'
+
+out=$(fc leftover)
+assert_eq "a body over the limit on a kept connection: the JSON 413" \
+    "$(printf '%s\n' "$out" | sed -n 1p)" 'Status: 413 Payload Too Large {"error": "request body too large"}'
+assert_eq "... then the connection is closed, its unread input with it" "$(printf '%s\n' "$out" | sed -n 2p)" "closed"
+assert_match "... and the next connection is served" "$(printf '%s\n' "$out" | sed -n 3p)" '^Status: 200 OK .*"stdout": "7\\n"}$'
+
+check "the worker is still running" kill -0 "$fcgi_pid"
+check "no error in its log" bash -c "! grep -E 'level=(error|fatal)' '$T_TMP/fcgi.log'"
+t_done
