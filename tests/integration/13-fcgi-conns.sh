@@ -48,5 +48,5 @@ assert_eq "... then the connection is closed, its unread input with it" "$(print
 assert_match "... and the next connection is served" "$(printf '%s\n' "$out" | sed -n 3p)" '^Status: 200 OK .*"stdout": "7\\n"}$'
 
 check "the worker is still running" kill -0 "$fcgi_pid"
-check "no error in its log" bash -c "! grep -E 'level=(error|fatal)' '$T_TMP/fcgi.log'"
+check "no error and no sanitizer report in its log" bash -c "! grep -E 'level=(error|fatal)|Sanitizer|runtime error' '$T_TMP/fcgi.log'"
 t_done
