@@ -23,7 +23,8 @@ spawn-fcgi -n -s "$sock" -M 0600 -u www-data -g www-data -- "$dir/bin/pyexec-fcg
 fcgi_pid=$!
 trap 'kill $fcgi_pid 2>/dev/null; t_cleanup' EXIT
 for ((i = 0; i < 100; i++)); do [ -S "$sock" ] && break; sleep 0.05; done
-fc() { timeout 30 python3 "$client" "$sock" "$@" 2>&1; }
+fc_at() { timeout 30 python3 "$client" "$@" 2>&1; }
+fc() { fc_at "$sock" "$@"; }
 
 out=$(fc keep 12)
 assert_eq "12 requests on one kept connection, one session: all answered in turn" \
@@ -46,6 +47,22 @@ assert_eq "a body over the limit on a kept connection: the JSON 413" \
     "$(printf '%s\n' "$out" | sed -n 1p)" 'Status: 413 Payload Too Large {"error": "request body too large"}'
 assert_eq "... then the connection is closed, its unread input with it" "$(printf '%s\n' "$out" | sed -n 2p)" "closed"
 assert_match "... and the next connection is served" "$(printf '%s\n' "$out" | sed -n 3p)" '^Status: 200 OK .*"stdout": "7\\n"}$'
+
+# Over TCP, FCGI_WEB_SERVER_ADDRS lists the web servers allowed to connect.
+tport=18743	# and 18744: within the range the scripts' own listeners use
+FCGI_WEB_SERVER_ADDRS=192.0.2.1,127.0.0.1 spawn-fcgi -n -a 127.0.0.1 -p $tport -u www-data -g www-data \
+    -- "$dir/bin/pyexec-fcgi" -c "$dir/pyexec.conf" --fcgi_threads=2 2>"$T_TMP/tcp-ok.log" &
+ok_pid=$!
+FCGI_WEB_SERVER_ADDRS=192.0.2.1 spawn-fcgi -n -a 127.0.0.1 -p $((tport + 1)) -u www-data -g www-data \
+    -- "$dir/bin/pyexec-fcgi" -c "$dir/pyexec.conf" --fcgi_threads=2 2>"$T_TMP/tcp-no.log" &
+no_pid=$!
+trap 'kill $fcgi_pid $ok_pid $no_pid 2>/dev/null; t_cleanup' EXIT
+sleep 0.5
+assert_eq "over TCP from an address FCGI_WEB_SERVER_ADDRS lists: served" \
+    "$(fc_at "tcp:127.0.0.1:$tport" one)" 'Status: 200 OK {"status": "healthy"}'
+assert_eq "over TCP from an address it does not list: closed unanswered" \
+    "$(fc_at "tcp:127.0.0.1:$((tport + 1))" one)" refused
+check "... and logged" grep -q "event=peer_refused addr=127.0.0.1" "$T_TMP/tcp-no.log"
 
 check "the worker is still running" kill -0 "$fcgi_pid"
 check "no error and no sanitizer report in its log" bash -c "! grep -E 'level=(error|fatal)|Sanitizer|runtime error' '$T_TMP/fcgi.log'"

@@ -9,6 +9,10 @@ a web server would, with or without FCGI_KEEP_CONN.
                                            client after a request, then one more
     fcgi_client.py SOCKET leftover         a kept connection whose body pyexec
                                            does not read, then a new connection
+    fcgi_client.py SOCKET one              GET /health on a new connection, or
+                                           "refused" when closed unanswered
+
+SOCKET is a Unix socket's path or tcp:HOST:PORT.
 
 Each prints one line per fact the shell test checks.
 """
@@ -34,9 +38,14 @@ def nv(name, value):
 
 
 def connect(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(path)
+    """A Unix socket's path, or tcp:HOST:PORT."""
+    if path.startswith("tcp:"):
+        _, host, port = path.split(":")
+        s = socket.create_connection((host, int(port)), timeout=10)
+    else:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(path)
     return s
 
 
@@ -142,6 +151,12 @@ def main():
         s.close()
         status, body = request(path, "POST", "/execute", b'{"code": "print(7)"}')
         print(status, body)
+    elif mode == "one":
+        try:
+            status, body = request(path, "GET", "/health")
+            print(status, body)
+        except (EOFError, ConnectionError):
+            print("refused")
     else:
         sys.exit("unknown mode " + mode)
 
