@@ -305,6 +305,7 @@ fcgi_handle(FCGX_Request *rq, struct sess_client *sc)
  * a light load runs on a few.
  */
 static int		 conn_ep = -1;	/* listening socket + open connections */
+static int		 listen_tcp;	/* the listening socket is TCP, not Unix */
 static const char	*peer_allow;	/* FCGI_WEB_SERVER_ADDRS, TCP only */
 
 /*
@@ -333,15 +334,27 @@ conn_peer_allowed(int fd)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	char addr[INET6_ADDRSTRLEN];
+	const struct in6_addr *a6;
 	const char *p, *e;
+	const void *bin;
 	size_t n;
+	int af;
 
-	if (peer_allow == NULL || getpeername(fd, (struct sockaddr *)&ss, &sl) == -1 ||
-	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+	if (peer_allow == NULL)
 		return 1;
-	if (inet_ntop(ss.ss_family, ss.ss_family == AF_INET ?
-	    (void *)&((struct sockaddr_in *)&ss)->sin_addr :
-	    (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr)) == NULL)
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == -1)
+		return 0;
+	if (ss.ss_family == AF_INET) {
+		af = AF_INET;
+		bin = &((struct sockaddr_in *)&ss)->sin_addr;
+	} else if (ss.ss_family == AF_INET6) {
+		/* An IPv4 client of a dual-stack socket is listed by its IPv4 address. */
+		a6 = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+		af = IN6_IS_ADDR_V4MAPPED(a6) ? AF_INET : AF_INET6;
+		bin = af == AF_INET ? (const void *)&a6->s6_addr[12] : (const void *)a6;
+	} else
+		return 1;
+	if (inet_ntop(af, bin, addr, sizeof(addr)) == NULL)
 		return 0;
 	n = strlen(addr);
 	for (p = peer_allow; *p != '\0'; p = *e ? e + 1 : e) {
@@ -379,11 +392,13 @@ conn_next(void)
 			}
 			continue;
 		}
-		if (!conn_peer_allowed(fd)) {
-			close(fd);
-			continue;
+		if (listen_tcp) {
+			if (!conn_peer_allowed(fd)) {
+				close(fd);
+				continue;
+			}
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		}
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		conn_arm(fd, EPOLL_CTL_ADD);
 	}
 }
@@ -569,8 +584,10 @@ main(int argc, char **argv)
 static void
 fcgi_serve(void)
 {
+	struct sockaddr_storage ss;
 	struct epoll_event ev;
 	pthread_attr_t attr;
+	socklen_t sl;
 	pthread_t *tids;
 	unsigned i;
 	int fl;
@@ -587,6 +604,9 @@ fcgi_serve(void)
 	ev.data.fd = FCGI_LISTENSOCK_FILENO;
 	if (epoll_ctl(conn_ep, EPOLL_CTL_ADD, FCGI_LISTENSOCK_FILENO, &ev) == -1)
 		fatal("epoll_ctl on the listening socket");
+	sl = sizeof(ss);
+	listen_tcp = getsockname(FCGI_LISTENSOCK_FILENO, (struct sockaddr *)&ss, &sl) == 0 &&
+	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
 	peer_allow = getenv("FCGI_WEB_SERVER_ADDRS");
 	pthread_attr_init(&attr);
 	/* Requests need little stack; many threads should cost little memory. */

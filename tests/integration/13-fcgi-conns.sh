@@ -49,7 +49,7 @@ assert_eq "... then the connection is closed, its unread input with it" "$(print
 assert_match "... and the next connection is served" "$(printf '%s\n' "$out" | sed -n 3p)" '^Status: 200 OK .*"stdout": "7\\n"}$'
 
 # Over TCP, FCGI_WEB_SERVER_ADDRS lists the web servers allowed to connect.
-tport=18743	# and 18744: within the range the scripts' own listeners use
+tport=18743	# 18743-18745: within the range the scripts' own listeners use
 FCGI_WEB_SERVER_ADDRS=192.0.2.1,127.0.0.1 spawn-fcgi -n -a 127.0.0.1 -p $tport -u www-data -g www-data \
     -- "$dir/bin/pyexec-fcgi" -c "$dir/pyexec.conf" --fcgi_threads=2 2>"$T_TMP/tcp-ok.log" &
 ok_pid=$!
@@ -63,6 +63,19 @@ assert_eq "over TCP from an address FCGI_WEB_SERVER_ADDRS lists: served" \
 assert_eq "over TCP from an address it does not list: closed unanswered" \
     "$(fc_at "tcp:127.0.0.1:$((tport + 1))" one)" refused
 check "... and logged" grep -q "event=peer_refused addr=127.0.0.1" "$T_TMP/tcp-no.log"
+# A dual-stack socket: an IPv4 client is listed by its IPv4 address, ::1 is not listed.
+if grep -qs '^0\{31\}1 .* lo$' /proc/net/if_inet6; then
+	FCGI_WEB_SERVER_ADDRS=127.0.0.1 spawn-fcgi -n -a :: -p 18745 -u www-data -g www-data \
+	    -- "$dir/bin/pyexec-fcgi" -c "$dir/pyexec.conf" --fcgi_threads=2 2>"$T_TMP/tcp-v6.log" &
+	v6_pid=$!
+	trap 'kill $fcgi_pid $ok_pid $no_pid $v6_pid 2>/dev/null; t_cleanup' EXIT
+	sleep 0.5
+	assert_eq "dual-stack socket: the listed IPv4 client is served" \
+	    "$(fc_at tcp:127.0.0.1:18745 one)" 'Status: 200 OK {"status": "healthy"}'
+	assert_eq "dual-stack socket: ::1, not listed, is closed unanswered" "$(fc_at "tcp:[::1]:18745" one)" refused
+else
+	skip "no IPv6 on this machine: the dual-stack case"
+fi
 
 check "the worker is still running" kill -0 "$fcgi_pid"
 check "no error and no sanitizer report in its log" bash -c "! grep -E 'level=(error|fatal)|Sanitizer|runtime error' '$T_TMP/fcgi.log'"

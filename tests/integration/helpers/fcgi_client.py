@@ -40,8 +40,8 @@ def nv(name, value):
 def connect(path):
     """A Unix socket's path, or tcp:HOST:PORT."""
     if path.startswith("tcp:"):
-        _, host, port = path.split(":")
-        s = socket.create_connection((host, int(port)), timeout=10)
+        host, port = path[4:].rsplit(":", 1)
+        s = socket.create_connection((host.strip("[]"), int(port)), timeout=10)
     else:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(10)
@@ -152,11 +152,14 @@ def main():
         status, body = request(path, "POST", "/execute", b'{"code": "print(7)"}')
         print(status, body)
     elif mode == "one":
+        s = connect(path)	# a failure to connect is an error, not "refused"
         try:
-            status, body = request(path, "GET", "/health")
+            send_request(s, "GET", "/health", keep=False)
+            status, body = read_reply(s)
             print(status, body)
-        except (EOFError, ConnectionError):
+        except (EOFError, ConnectionResetError, BrokenPipeError):
             print("refused")
+        s.close()
     else:
         sys.exit("unknown mode " + mode)
 
