@@ -7,7 +7,8 @@
 # even when more connections sit idle than the worker has threads), one the
 # server closes frees its thread, and one whose input was left unread is
 # closed after its reply instead of carrying garbage into the next request.
-# Spoken to a worker of our own with two threads, as a web server would.
+# Over TCP, FCGI_WEB_SERVER_ADDRS lets in only the web servers it lists.
+# Spoken to workers of our own with two threads, as a web server would.
 . "$(dirname "$0")/../lib.sh"
 
 dir=/run/pyexec-dev/${PYEXEC_PORT:-18700}

@@ -5,8 +5,9 @@ a web server would, with or without FCGI_KEEP_CONN.
     fcgi_client.py SOCKET keep N           N requests on one kept connection
     fcgi_client.py SOCKET idle K           K silent and K idle kept connections
                                            open, then one request on a new one
-    fcgi_client.py SOCKET hangup K         K kept connections closed by the
-                                           client after a request, then one more
+    fcgi_client.py SOCKET hangup K         K kept connections that this side (the
+                                           web server's) closes after a request,
+                                           then one more
     fcgi_client.py SOCKET leftover         a kept connection whose body pyexec
                                            does not read, then a new connection
     fcgi_client.py SOCKET one              GET /health on a new connection, or
@@ -152,7 +153,7 @@ def main():
         status, body = request(path, "POST", "/execute", b'{"code": "print(7)"}')
         print(status, body)
     elif mode == "one":
-        s = connect(path)	# a failure to connect is an error, not "refused"
+        s = connect(path)  # a failure to connect is an error, not "refused"
         try:
             send_request(s, "GET", "/health", keep=False)
             status, body = read_reply(s)
