@@ -16,15 +16,27 @@ need_cmd curl jq || { skip "curl and jq needed"; t_done; exit; }
 port=${SOAK_PORT:-18735}
 secs=${SOAK_SECONDS:-120}
 clients=${SOAK_CLIENTS:-6}
-# Few FastCGI threads: each keeps a connection to the daemon, and all of them
-# are in use after the warm-up, so the daemon's descriptor count can be flat.
+# Each FastCGI thread that has served a request keeps a connection to the
+# daemon; how many threads the load reaches is up to the kernel (idle threads
+# are woken last-in first-out), so those connections are counted apart from
+# the daemon's own descriptors: the connections must stay within the threads
+# (2 processes of 12), everything else flat.
 t_stack_start $port idle_timeout_s=3 max_sessions=30 queue_max=4 pool_size=3 \
     fcgi_threads=12 || { not_ok "soak stack starts"; t_done; exit 1; }
 PYEXEC_URL=http://127.0.0.1:$port
 dpid=$(cat /run/pyexec-dev/$port/sessiond.pid)
 
 daemon_rss() { awk '/^VmRSS/ {print $2}' /proc/$dpid/status; }
-daemon_fds() { ls /proc/$dpid/fd | wc -l; }
+sock=/run/pyexec-dev/$port/sessiond.sock
+# The daemon's descriptors other than connections accepted on its socket.
+daemon_fds() { echo $(( $(ls /proc/$dpid/fd | wc -l) - $(daemon_conns) )); }
+daemon_conns() {
+	# Accepted sockets carry the listener's path in net/unix; state 03 is connected.
+	local inodes
+	inodes=$(awk -v p="$sock" '$6 == "03" && $8 == p {print $7}' /proc/$dpid/net/unix)
+	[ -n "$inodes" ] || { echo 0; return; }
+	ls -l /proc/$dpid/fd | grep -cF -f <(printf 'socket:[%s]\n' $inodes)
+}
 
 # One request: appends "kind status body" (one line) to the client's log.
 # The body is kept only when it is not what the kind expects.
@@ -151,12 +163,12 @@ client() {
 	done > "$log"
 }
 
-# Warm up (every worker thread gets a request), then take the daemon's baseline.
+# Warm up, then take the daemon's baseline.
 for i in $(seq 60); do req GET /health; done
 exec_code 'print(1)' >/dev/null
-sleep 1
-rss0=$(daemon_rss) fds0=$(daemon_fds)
-diag "soak: $clients clients for $secs s on port $port; daemon rss ${rss0} kB, fds $fds0"
+sleep 5	# its session expires (idle_timeout_s=3), as at the end
+rss0=$(daemon_rss) fds0=$(daemon_fds) conns0=$(daemon_conns)
+diag "soak: $clients clients for $secs s on port $port; daemon rss ${rss0} kB, fds $fds0 and $conns0 connections"
 
 end=$(( $(date +%s) + secs ))
 for ((c = 1; c <= clients; c++)); do client $c $end & done
@@ -172,10 +184,12 @@ assert_eq "soak: every reply valid under api.md, every secret echoed right" "$ba
 
 # Let idle sessions expire, then compare with the baseline.
 sleep 5
-rss1=$(daemon_rss) fds1=$(daemon_fds)
-diag "daemon after: rss ${rss1} kB, fds $fds1"
+rss1=$(daemon_rss) fds1=$(daemon_fds) conns1=$(daemon_conns)
+diag "daemon after: rss ${rss1} kB, fds $fds1 and $conns1 connections"
 check "soak: daemon memory flat (${rss0} -> ${rss1} kB)" test $((rss1 - rss0)) -lt 4096
 check "soak: daemon descriptors flat ($fds0 -> $fds1)" test $((fds1 - fds0)) -le 4
+check "soak: daemon connections within the FastCGI threads ($conns0 -> $conns1, of 24)" \
+    test "$conns0" -ge 1 -a "$conns1" -le 24
 req GET /health
 assert_eq "soak: healthy at the end" "$STATUS $BODY" '200 {"status": "healthy"}'
 
