@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -392,6 +393,50 @@ zygote_reap(int sfd)
 		;
 }
 
+/*
+ * The daemon is gone, and with it every session's time limit: end the
+ * sessions (each child is pid 1 of its namespace, so all their processes
+ * go), reap them, then exit.  Our children are the processes whose parent
+ * we are; not reaped yet, none of their pids can have been reused.
+ */
+static void
+zygote_orphaned(void)
+{
+	char path[64], buf[256], *p;
+	struct dirent *de;
+	pid_t self = getpid();
+	DIR *d;
+	int fd, n, killed = 0;
+	long pid, ppid;
+
+	if ((d = opendir("/proc")) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if ((pid = strtol(de->d_name, &p, 10)) <= 0 || *p != '\0')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+			if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+				continue;
+			n = (int)read(fd, buf, sizeof(buf) - 1);
+			close(fd);
+			if (n <= 0)
+				continue;
+			buf[n] = '\0';
+			/* "pid (comm) state ppid ...": comm may hold anything. */
+			if ((p = strrchr(buf, ')')) != NULL &&
+			    sscanf(p + 1, " %*c %ld", &ppid) == 1 && ppid == self &&
+			    kill((pid_t)pid, SIGKILL) == 0)
+				killed++;
+		}
+		closedir(d);
+	}
+	if (killed > 0)
+		log_warn("event=zygote_orphaned children_killed=%d", killed);
+	alarm(5);	/* a child that cannot die must not keep us */
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+		;
+	_exit(0);
+}
+
 void
 zygote_main(int fd)
 {
@@ -466,7 +511,7 @@ zygote_main(int fd)
 			continue;
 		r = proto_recv(zlink, &zrx);
 		if (r == 0)
-			_exit(0);	/* the daemon is gone: so are we */
+			zygote_orphaned();	/* the daemon is gone: so are we */
 		if (r == -1) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;

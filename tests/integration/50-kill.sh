@@ -2,7 +2,8 @@
 # servers: one
 # Faults (issue 9): kill -9 of the zygote, of a session child mid-execution,
 # of a FastCGI worker mid-request and of the daemon; each must hurt only what
-# it killed, and the service must come back.
+# it killed (the daemon's sessions die with it, even those running code), and
+# the service must come back.
 . "$(dirname "$0")/../lib.sh"
 
 port=18732
@@ -11,7 +12,11 @@ PYEXEC_URL=http://127.0.0.1:$port
 dir=/run/pyexec-dev/$port
 dpid=$(cat $dir/sessiond.pid)
 
-zygote_pid() { pgrep -P "$dpid" -f -- '--zygote' | head -n 1; }
+# The daemon is a subreaper: sessions of a killed zygote become its children
+# too, but they are named pyexec-session.
+zygote_pid() { pgrep -P "$dpid" -x pyexec-sessiond | head -n 1; }
+# Running (a zombie is dead: our pid 1 may be slow to reap, or never reap).
+alive() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null); [ -n "$st" ] && [ "${st#Z}" = "$st" ]; }
 metric() { curl -s "$PYEXEC_URL/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 
 # A session that must survive every fault below but the daemon's death.
@@ -54,12 +59,36 @@ exec_code 'print(keep)' "$keep"
 assert_eq "child killed: other sessions untouched" "$(jget .stdout)" 42
 
 # --- the daemon ------------------------------------------------------------
+# Sessions busy in user code when the daemon dies: nothing would hold them
+# to their time limit any more, so they must go with it.
+z=$(zygote_pid)
+busy_pids=""
+for code in 'while True: pass' 'import time; time.sleep(600)'; do
+	exec_code 'import os; print(os.getuid())'
+	bid=$(jget .id) buid=$(jget .stdout)
+	curl -s -o /dev/null --max-time 20 -X POST -H 'Content-Type: application/json' \
+	    --data-binary "{\"id\": \"$bid\", \"code\": \"$code\"}" "$PYEXEC_URL/execute" &
+	sleep 0.3
+	busy_pids="$busy_pids $(pgrep -U "$buid" -P "$z")"
+done
+check "two sessions busy in user code before the daemon dies ($busy_pids)" \
+    test "$(echo $busy_pids | wc -w)" -eq 2
 kill -9 "$dpid"
 t0=$(date +%s%N)
 req POST /execute -H 'Content-Type: application/json' --data-binary '{"code": "print(1)"}'
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 assert_eq "daemon killed: workers answer 500 JSON" "$STATUS $BODY" '500 {"error": "Internal server error"}'
 check "daemon killed: answered at once (${ms} ms)" test "$ms" -lt 2000
+for i in $(seq 50); do
+	left="" zalive=no
+	for p in $busy_pids; do alive "$p" && left="$left $p"; done
+	alive "$z" && zalive=yes
+	[ -z "$left" ] && [ $zalive = no ] && break
+	sleep 0.1
+done
+assert_eq "daemon killed: the busy sessions went with it (spinning, sleeping)" "$left" ""
+assert_eq "daemon killed: its zygote went too" "$zalive" no
+wait
 req GET /health
 assert_eq "daemon killed: unhealthy" "$STATUS $(jget .status)" "503 unhealthy"
 # Restart it as a supervisor would; the workers reconnect by themselves.
