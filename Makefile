@@ -7,6 +7,7 @@
 #                     each web server (nginx, Apache, lighttpd); ends "N passed, N failed"
 #   make bench        the performance table of the README
 #   make soak         a mixed workload for SOAK_SECONDS, then invariants
+#   make test-cgroup2 the daemon on cgroup v2, in a QEMU guest
 #   make fuzz         the libFuzzer targets, FUZZ_SECONDS each
 #   make asan         the same programs with AddressSanitizer + UBSan (build-asan/)
 #   make install      PREFIX=/usr/local DESTDIR=
@@ -113,6 +114,12 @@ soak: deps-test
 	@$(MAKE) --no-print-directory all
 	@PYEXEC_BUILD=$(CURDIR)/$(BUILD) bash tests/soak/soak.sh
 
+# The daemon on cgroup v2 (this machine's may be v1): a QEMU guest with
+# Debian's kernel and this machine's root, read-only (about 2 minutes, root).
+test-cgroup2: deps-test
+	@$(MAKE) --no-print-directory all
+	@tests/vm/run.sh -- env PYEXEC_BUILD=$(CURDIR)/$(BUILD) bash tests/vm/cgroup-v2.sh
+
 # The benchmark of the README's "Performance" (about 2 minutes, root).
 bench: deps
 	@$(MAKE) --no-print-directory all
@@ -174,4 +181,4 @@ install: all
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all unit deps deps-test run start stop test soak bench fuzz fuzz-smoke asan install clean
+.PHONY: all unit deps deps-test run start stop test soak test-cgroup2 bench fuzz fuzz-smoke asan install clean

@@ -154,30 +154,107 @@ cg_mkbase(const char *hier, const char *name, char *out, char *err, size_t errle
 		return -1;
 	}
 	cg_clean_stale(out);
+	log_info("event=cgroup_subtree path=%s", out);
 	return 0;
+}
+
+/* Whether the space-separated list in dir/file holds word. */
+static int
+cg_has_word(const char *dir, const char *file, const char *word)
+{
+	char path[PATH_MAX], buf[512], *tok, *save;
+	ssize_t n;
+	int fd;
+
+	if (cg_path(path, dir, file) == -1 || (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
+		if (!strcmp(tok, word))
+			return 1;
+	return 0;
+}
+
+/*
+ * cgroup v2: the cgroup the daemon was started in, when it is not the root,
+ * holds no other process and offers the memory and pids controllers: a
+ * service manager's unit with delegation (systemd's Delegate=yes, as in
+ * deploy/systemd).  The sessions' subtree then goes inside it, where the
+ * manager accounts for it and stops it with the unit, and nothing of the
+ * root's is touched.  A cgroup that gives controllers to its children may
+ * hold no process itself, so the daemon moves into a leaf, <name>.daemon
+ * (its zygote will start there).  Returns 1 with dir set to the cgroup when
+ * it did, 0 to use the root as before (a login shell's scope, a container's
+ * root: not ours alone).
+ */
+static int
+cg_v2_own(const char *name, char *dir)
+{
+	char line[PATH_MAX + 8], path[PATH_MAX], leaf[PATH_MAX];
+	const char *rel = NULL;
+	long pid;
+	int n = 0, self = 0;
+	size_t len;
+	FILE *f;
+
+	if ((f = fopen("/proc/self/cgroup", "re")) == NULL)
+		return 0;
+	while (rel == NULL && fgets(line, sizeof(line), f) != NULL)
+		if (!strncmp(line, "0::", 3))
+			rel = line + 3;
+	fclose(f);
+	if (rel == NULL || (len = strcspn(rel, "\n")) <= 1 || rel[0] != '/')
+		return 0;
+	if (snprintf(dir, PATH_MAX, "%s%.*s", CG_FS, (int)len, rel) >= PATH_MAX)
+		return 0;
+	if (cg_path(path, dir, "cgroup.procs") == -1 || (f = fopen(path, "re")) == NULL)
+		return 0;
+	while (fscanf(f, "%ld", &pid) == 1) {
+		n++;
+		self += pid == (long)getpid();
+	}
+	fclose(f);
+	if (n != 1 || !self || !cg_has_word(dir, "cgroup.controllers", "memory") ||
+	    !cg_has_word(dir, "cgroup.controllers", "pids"))
+		return 0;
+	if (snprintf(leaf, sizeof(leaf), "%s/%s.daemon", dir, name) >= (int)sizeof(leaf) ||
+	    (mkdir(leaf, 0755) == -1 && errno != EEXIST))
+		return 0;
+	if (cg_write(leaf, "cgroup.procs", "0") == -1) {
+		log_warn("event=cgroup_leaf_failed path=%s errno=\"%s\"", leaf, strerror(errno));
+		(void)rmdir(leaf);
+		return 0;
+	}
+	return 1;
 }
 
 int
 cg_init(const struct cfg *c, char *err, size_t errlen)
 {
 	struct statfs sf;
-	char hier[PATH_MAX];
+	char hier[PATH_MAX], own[PATH_MAX];
+	const char *top;
 	int i;
 
 	cg_g.mem_bytes = (unsigned long long)c->memory_limit_mb << 20;
 	cg_g.pids_max = c->pids_max;
 	if (statfs(CG_FS, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC) {
 		cg_g.kind = CG_V2;
+		top = cg_v2_own(c->cgroup, own) ? own : CG_FS;
 		/* Controllers must be enabled on every level above a session. */
-		if (cg_write(CG_FS, "cgroup.subtree_control", "+memory") == -1 ||
-		    cg_write(CG_FS, "cgroup.subtree_control", "+pids") == -1) {
+		if (cg_write(top, "cgroup.subtree_control", "+memory") == -1 ||
+		    cg_write(top, "cgroup.subtree_control", "+pids") == -1) {
 			snprintf(err, errlen, "cannot enable memory and pids controllers in %s: %s",
-			    CG_FS, strerror(errno));
+			    top, strerror(errno));
 			cg_g.kind = CG_NONE;
 			return errno == EACCES || errno == EROFS || errno == EPERM ? 0 : -1;
 		}
-		(void)cg_write(CG_FS, "cgroup.subtree_control", "+cpu");
-		if (cg_mkbase(CG_FS, c->cgroup, cg_g.base[0], err, errlen) == -1) {
+		(void)cg_write(top, "cgroup.subtree_control", "+cpu");
+		if (cg_mkbase(top, c->cgroup, cg_g.base[0], err, errlen) == -1) {
 			cg_g.kind = CG_NONE;
 			return 0;
 		}

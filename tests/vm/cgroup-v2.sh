@@ -1,0 +1,111 @@
+#!/bin/bash
+# The daemon on cgroup v2, which the development machine (v1) cannot show:
+# run inside the guest of tests/vm/run.sh, where /sys/fs/cgroup is the
+# unified hierarchy and nothing else (`make test-cgroup2`).  Prints TAP.
+#
+# Three ways the daemon may find itself started:
+#   shell      from a shell's cgroup, which is not its own: its subtree goes
+#              at the root, /sys/fs/cgroup/pyexec-PORT;
+#   crowded    alone in nothing: a cgroup it shares with another process:
+#              the root again;
+#   delegated  alone in a cgroup that offers the controllers (what systemd's
+#              Delegate=yes gives deploy/systemd's unit): its subtree goes
+#              inside that cgroup and the daemon into a leaf beside it.
+# In each: a session's cgroup is under the subtree with memory.max,
+# pids.max and cpu.max set; a memory hog is "memory limit exceeded"; a
+# deleted session leaves no cgroup; the stack's stop removes the subtree.
+. "$(dirname "$0")/../lib.sh"
+
+port=18790
+dir=/run/pyexec-dev/$port
+PYEXEC_URL=http://127.0.0.1:$port
+CG=/sys/fs/cgroup
+
+if [ "$(stat -f -c %T $CG)" != cgroup2fs ]; then
+	skip "not a cgroup v2 machine: run through tests/vm/run.sh (make test-cgroup2)"
+	t_done
+	exit
+fi
+# What a service manager does for its units: controllers on for the children.
+echo "+memory +pids +cpu" > $CG/cgroup.subtree_control
+
+t_stack_start $port pool_size=1 memory_limit_mb=64 pids_max=40 ||
+	{ not_ok "stack on $port starts"; sed 's/^/# /' "$T_TMP/stack-$port.log"; t_done; exit 1; }
+
+# The cgroup (relative to $CG) of a process.
+cg_of() { sed -n 's/^0:://p' "/proc/$1/cgroup"; }
+zygote_pid() { pgrep -P "$(cat $dir/sessiond.pid)" -x pyexec-sessiond | head -n 1; }
+
+# session_checks MODE SUBTREE: the checks every mode shares.
+session_checks() {
+	local mode=$1 sub=$2 sid uid pid cg i
+	exec_code 'import os; print(os.getuid())'
+	assert_eq "$mode: a session runs code" "$STATUS" 200
+	sid=$(jget .id) uid=$(jget .stdout)
+	pid=$(pgrep -U "$uid" -P "$(zygote_pid)" | head -n 1)
+	cg=$CG$(cg_of "$pid")
+	assert_match "$mode: the session's cgroup is under $sub" "$cg" "^$sub/s[0-9]+\$"
+	assert_eq "$mode: memory.max" "$(cat "$cg/memory.max")" $((64 << 20))
+	assert_eq "$mode: pids.max" "$(cat "$cg/pids.max")" 40
+	assert_eq "$mode: cpu.max (one CPU)" "$(cat "$cg/cpu.max")" "100000 100000"
+	exec_code 'x = bytearray(200 * 1024 * 1024); print("unnoticed")' "$sid"
+	assert_eq "$mode: a memory hog" "$STATUS $(jget .error)" "200 memory limit exceeded"
+	for i in $(seq 50); do [ -d "$cg" ] || break; sleep 0.1; done
+	check "$mode: the killed session's cgroup is gone" test ! -d "$cg"
+
+	exec_code 'x = 1'
+	sid=$(jget .id)
+	exec_code 'import os; print(os.getuid())' "$sid"
+	pid=$(pgrep -U "$(jget .stdout)" -P "$(zygote_pid)" | head -n 1)
+	cg=$CG$(cg_of "$pid")
+	req DELETE "/sessions/$sid"
+	assert_eq "$mode: DELETE" "$STATUS" 204
+	for i in $(seq 50); do [ -d "$cg" ] || break; sleep 0.1; done
+	check "$mode: the deleted session's cgroup is gone ($cg)" test ! -d "$cg"
+}
+
+# restart_daemon CGROUP [crowd]: stops the stack's daemon (SIGTERM), starts
+# it again as the only process of CGROUP, or with a sleeping neighbour.
+restart_daemon() {
+	local cg=$1 crowd=${2:-} old i
+	old=$(cat $dir/sessiond.pid)
+	kill -TERM "$old"
+	for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+	mkdir -p "$cg"
+	if [ -n "$crowd" ]; then
+		sh -c "echo \$\$ > '$cg/cgroup.procs'; exec sleep 600" &
+		NEIGHBOUR=$!
+	fi
+	setsid sh -c "echo \$\$ > '$cg/cgroup.procs' && exec '$dir/bin/pyexec-sessiond' -c '$dir/pyexec.conf'" \
+	    </dev/null >>"$dir/sessiond.log" 2>&1 &
+	echo $! > $dir/sessiond.pid
+	for i in $(seq 300); do req GET /health; [ "$STATUS" = 200 ] && return 0; sleep 0.1; done
+	return 1
+}
+
+# --- shell: started by deploy/stack.sh from this script's cgroup -------------
+diag "the script's cgroup: $(cg_of $$)"
+session_checks shell "$CG/pyexec-$port"
+
+# --- crowded: alone in nothing ------------------------------------------------
+crowd=$CG/pyexec-vm-crowded
+NEIGHBOUR=""
+check "crowded: the daemon restarts" restart_daemon "$crowd" crowd
+assert_eq "crowded: the daemon stays where it was started" \
+    "$(cg_of "$(cat $dir/sessiond.pid)")" "${crowd#"$CG"}"
+session_checks crowded "$CG/pyexec-$port"
+
+# --- delegated: alone in a cgroup with the controllers ------------------------
+unit=$CG/pyexec-vm.service
+check "delegated: the daemon restarts" restart_daemon "$unit"
+[ -n "$NEIGHBOUR" ] && kill "$NEIGHBOUR" 2>/dev/null
+assert_eq "delegated: the daemon moved into its leaf" \
+    "$(cg_of "$(cat $dir/sessiond.pid)")" "${unit#"$CG"}/pyexec-$port.daemon"
+assert_eq "delegated: so did its zygote" "$(cg_of "$(zygote_pid)")" "${unit#"$CG"}/pyexec-$port.daemon"
+check "delegated: nothing made at the root" test ! -d "$CG/pyexec-$port"
+session_checks delegated "$unit/pyexec-$port"
+
+t_stack_stop $port
+check "delegated: the stop removes the subtree" test ! -d "$unit/pyexec-$port"
+rmdir "$unit/pyexec-$port.daemon" "$unit" "$crowd" 2>/dev/null
+t_done
