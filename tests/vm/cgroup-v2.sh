@@ -14,6 +14,7 @@
 # In each: a session's cgroup is under the subtree with memory.max,
 # pids.max and cpu.max set; a memory hog is "memory limit exceeded"; a
 # deleted session leaves no cgroup; the stack's stop removes the subtree.
+# Once: pids_max stops a session's threads.
 . "$(dirname "$0")/../lib.sh"
 
 port=18790
@@ -86,6 +87,10 @@ restart_daemon() {
 # --- shell: started by deploy/stack.sh from this script's cgroup -------------
 diag "the script's cgroup: $(cg_of $$)"
 session_checks shell "$CG/pyexec-$port"
+# pids_max (pids.max, and RLIMIT_NPROC of the session's uid) counts threads:
+# the 41st task cannot start.
+exec_code $'import threading\nev = threading.Event()\nts = []\ntry:\n    for i in range(100):\n        t = threading.Thread(target=ev.wait, daemon=True)\n        t.start()\n        ts.append(t)\n    print("ESCAPED", len(ts))\nexcept RuntimeError:\n    print("BLOCKED", len(ts) < 40)\nev.set()'
+assert_eq "shell: pids_max stops a session's threads" "$STATUS $(jget .stdout)" $'200 BLOCKED True'
 
 # --- crowded: alone in nothing ------------------------------------------------
 crowd=$CG/pyexec-vm-crowded
