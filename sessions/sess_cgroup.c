@@ -180,16 +180,17 @@ cg_has_word(const char *dir, const char *file, const char *word)
 }
 
 /*
- * cgroup v2: the cgroup the daemon was started in, when it is not the root,
- * holds no other process and offers the memory and pids controllers: a
- * service manager's unit with delegation (systemd's Delegate=yes, as in
- * deploy/systemd).  The sessions' subtree then goes inside it, where the
- * manager accounts for it and stops it with the unit, and nothing of the
- * root's is touched.  A cgroup that gives controllers to its children may
- * hold no process itself, so the daemon moves into a leaf, <name>.daemon
- * (its zygote will start there).  Returns 1 with dir set to the cgroup when
- * it did, 0 to use the root as before (a login shell's scope, a container's
- * root: not ours alone).
+ * cgroup v2: the cgroup the daemon was started in, when it holds no other
+ * process and offers the memory and pids controllers: a service manager's
+ * unit with delegation (systemd's Delegate=yes, as in deploy/systemd), or
+ * the root of a container's cgroup namespace with the daemon alone in it
+ * (the host's root always holds kernel threads).  The sessions' subtree then
+ * goes inside it, where the manager accounts for it and stops it with the
+ * unit, and nothing above is touched.  A cgroup that gives controllers to
+ * its children may hold no process itself, so the daemon moves into a leaf,
+ * <name>.daemon (its zygote will start there).  Returns 1 with dir set to
+ * the cgroup when it did, 0 to use /sys/fs/cgroup (a login shell's scope, a
+ * crowded cgroup).
  */
 static int
 cg_v2_own(const char *name, char *dir)
@@ -207,9 +208,9 @@ cg_v2_own(const char *name, char *dir)
 		if (!strncmp(line, "0::", 3))
 			rel = line + 3;
 	fclose(f);
-	if (rel == NULL || (len = strcspn(rel, "\n")) <= 1 || rel[0] != '/')
+	if (rel == NULL || (len = strcspn(rel, "\n")) == 0 || rel[0] != '/')
 		return 0;
-	if (snprintf(dir, PATH_MAX, "%s%.*s", CG_FS, (int)len, rel) >= PATH_MAX)
+	if (snprintf(dir, PATH_MAX, "%s%.*s", CG_FS, len > 1 ? (int)len : 0, rel) >= PATH_MAX)
 		return 0;
 	if (cg_path(path, dir, "cgroup.procs") == -1 || (f = fopen(path, "re")) == NULL)
 		return 0;
@@ -248,8 +249,10 @@ cg_init(const struct cfg *c, char *err, size_t errlen)
 		/* Controllers must be enabled on every level above a session. */
 		if (cg_write(top, "cgroup.subtree_control", "+memory") == -1 ||
 		    cg_write(top, "cgroup.subtree_control", "+pids") == -1) {
-			snprintf(err, errlen, "cannot enable memory and pids controllers in %s: %s",
-			    top, strerror(errno));
+			snprintf(err, errlen, "cannot enable memory and pids controllers in %s: %s%s",
+			    top, strerror(errno), errno != EBUSY ? "" :
+			    " (other processes are in it: start the daemon alone in a cgroup "
+			    "of its own, such as a systemd unit with Delegate=yes)");
 			cg_g.kind = CG_NONE;
 			return errno == EACCES || errno == EROFS || errno == EPERM ? 0 : -1;
 		}

@@ -3,14 +3,16 @@
 # run inside the guest of tests/vm/run.sh, where /sys/fs/cgroup is the
 # unified hierarchy and nothing else (`make test-cgroup2`).  Prints TAP.
 #
-# Three ways the daemon may find itself started:
+# Four ways the daemon may find itself started:
 #   shell      from a shell's cgroup, which is not its own: its subtree goes
 #              at the root, /sys/fs/cgroup/pyexec-PORT;
 #   crowded    alone in nothing: a cgroup it shares with another process:
 #              the root again;
 #   delegated  alone in a cgroup that offers the controllers (what systemd's
 #              Delegate=yes gives deploy/systemd's unit): its subtree goes
-#              inside that cgroup and the daemon into a leaf beside it.
+#              inside that cgroup and the daemon into a leaf beside it;
+#   container  alone at the root of a cgroup namespace (a container's): the
+#              same, inside the namespace's root.
 # In each: a session's cgroup is under the subtree with memory.max,
 # pids.max and cpu.max set; a memory hog is "memory limit exceeded"; a
 # deleted session leaves no cgroup; the stack's stop removes the subtree.
@@ -65,22 +67,28 @@ session_checks() {
 	check "$mode: the deleted session's cgroup is gone ($cg)" test ! -d "$cg"
 }
 
-# restart_daemon CGROUP [crowd]: stops the stack's daemon (SIGTERM), starts
-# it again as the only process of CGROUP, or with a sleeping neighbour.
+# restart_daemon CGROUP [crowd|container]: stops the stack's daemon
+# (SIGTERM), starts it again as the only process of CGROUP, or with a
+# sleeping neighbour, or alone at the root of a cgroup namespace rooted at
+# CGROUP (with its own mount of cgroup2, as a container has).
 restart_daemon() {
-	local cg=$1 crowd=${2:-} old i
+	local cg=$1 how=${2:-} old i daemon
 	old=$(cat $dir/sessiond.pid)
 	kill -TERM "$old"
 	for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
 	mkdir -p "$cg"
-	if [ -n "$crowd" ]; then
+	if [ "$how" = crowd ]; then
 		sh -c "echo \$\$ > '$cg/cgroup.procs'; exec sleep 600" &
 		NEIGHBOUR=$!
 	fi
-	setsid sh -c "echo \$\$ > '$cg/cgroup.procs' && exec '$dir/bin/pyexec-sessiond' -c '$dir/pyexec.conf'" \
+	daemon="exec '$dir/bin/pyexec-sessiond' -c '$dir/pyexec.conf'"
+	[ "$how" = container ] &&
+		daemon="exec unshare --cgroup --mount sh -c \"umount $CG && mount -t cgroup2 cgroup2 $CG && $daemon\""
+	setsid sh -c "echo \$\$ > '$cg/cgroup.procs' && $daemon" \
 	    </dev/null >>"$dir/sessiond.log" 2>&1 &
 	echo $! > $dir/sessiond.pid
 	for i in $(seq 300); do req GET /health; [ "$STATUS" = 200 ] && return 0; sleep 0.1; done
+	tail -n 5 "$dir/sessiond.log" | sed 's/^/# /'
 	return 1
 }
 
@@ -110,7 +118,18 @@ assert_eq "delegated: so did its zygote" "$(cg_of "$(zygote_pid)")" "${unit#"$CG
 check "delegated: nothing made at the root" test ! -d "$CG/pyexec-$port"
 session_checks delegated "$unit/pyexec-$port"
 
+# --- container: alone at the root of its cgroup namespace ---------------------
+ctr=$CG/pyexec-vm-container
+check "container: the daemon restarts" restart_daemon "$ctr" container
+check "delegated: the restart removed the subtree" test ! -d "$unit/pyexec-$port"
+dpid=$(cat $dir/sessiond.pid)
+assert_eq "container: in its namespace, the daemon's leaf is at the root" \
+    "$(nsenter -t "$dpid" -C cat "/proc/$dpid/cgroup")" "0::/pyexec-$port.daemon"
+assert_eq "container: the daemon moved into its leaf" \
+    "$(cg_of "$(cat $dir/sessiond.pid)")" "${ctr#"$CG"}/pyexec-$port.daemon"
+session_checks container "$ctr/pyexec-$port"
+
 t_stack_stop $port
-check "delegated: the stop removes the subtree" test ! -d "$unit/pyexec-$port"
-rmdir "$unit/pyexec-$port.daemon" "$unit" "$crowd" 2>/dev/null
+check "container: the stop removes the subtree" test ! -d "$ctr/pyexec-$port"
+rmdir "$unit/pyexec-$port.daemon" "$ctr/pyexec-$port.daemon" "$unit" "$ctr" "$crowd" 2>/dev/null
 t_done
