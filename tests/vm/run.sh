@@ -37,9 +37,9 @@
 #     the root cgroup, a child of a busybox sh that is PID 1.
 #   - the host's root filesystem, read-only over virtio-9p, as the lower layer
 #     of an overlayfs whose upper layer is a tmpfs: the guest can write
-#     anywhere, and nothing reaches the host. /run, /tmp, /dev/shm are tmpfs
-#     of their own (so the host's /tmp is not seen: keep what the command
-#     needs in the repository or /var/tmp); proc, sysfs, devtmpfs, devpts,
+#     anywhere, and nothing reaches the host. /tmp is the host's too, so a
+#     repository checked out there is seen; /run and /dev/shm are tmpfs of
+#     their own; proc, sysfs, devtmpfs, devpts,
 #     mqueue are mounted. Paths are the host's, so the repository is at the
 #     same place; the command starts in its top directory with
 #     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -61,7 +61,7 @@
 # files the host changes during the run may or may not be seen (cache=loose).
 # The tmpfs of the 6.1 kernel has no user.* xattrs, so neither has anything
 # written in the guest (trusted.* and security.* work). Unix sockets, fifos
-# and hard links work in the overlay and in /run and /tmp.
+# and hard links work in the overlay and in /run.
 set -euo pipefail
 
 usage() {
@@ -245,7 +245,6 @@ ln -sf /proc/self/fd/0 $n/dev/stdin
 ln -sf /proc/self/fd/1 $n/dev/stdout
 ln -sf /proc/self/fd/2 $n/dev/stderr
 mount -t tmpfs -o nosuid,nodev,mode=755 tmpfs $n/run
-mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs $n/tmp
 mkdir -p $n/run/pyexec-vm/bin $n/run/pyexec-vm/share
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=none results $n/run/pyexec-vm/share ||
 	fail "cannot mount the results share"
