@@ -344,6 +344,9 @@ do_start() {
 		echo "state_dir = $dir"
 		echo "socket_group = $user"
 		echo "cgroup = pyexec-$port"
+		# Session uids of this stack's own: stacks side by side never share
+		# one (a uid's RLIMIT_NPROC counts across the machine).
+		echo "uid_base = $((900000 + port % 1000 * 4096))"
 		local kv
 		for kv in "$@"; do echo "$kv"; done
 	} > "$dir/pyexec.conf"

@@ -24,8 +24,10 @@ if [ -z "$PORT" ]; then
 	PORT=${PORT%%/*}
 fi
 STATE=/run/pyexec-dev/$PORT
-UID_BASE=900000
-UID_COUNT=4096
+# The stack's uid range (its pyexec.conf: the last line of a key wins).
+conf_key() { awk -F ' *= *' -v k="$1" '$1 == k { v = $2 } END { print v }' "$STATE/pyexec.conf"; }
+UID_BASE=$(conf_key uid_base)
+UID_COUNT=$(conf_key uid_count)
 
 L_SESSIONS=""
 l_release() {
