@@ -49,7 +49,7 @@ exec_code 'x = 1'
 victim=$(jget .id)
 exec_code 'import os; print(os.getuid())' "$victim"
 vuid=$(jget .stdout)
-# By parent too: other stacks on this machine give out the same uids.
+# The session child itself: the one of that uid whose parent is our zygote.
 ( sleep 0.7; pkill -9 -U "$vuid" -P "$(zygote_pid)" ) &
 exec_code 'import time; time.sleep(5)' "$victim"
 wait

@@ -6,8 +6,7 @@
 # Four ways the daemon may find itself started:
 #   shell      from a shell's cgroup, which is not its own: its subtree goes
 #              at the root, /sys/fs/cgroup/pyexec-PORT;
-#   crowded    alone in nothing: a cgroup it shares with another process:
-#              the root again;
+#   crowded    in a cgroup it shares with another process: the root again;
 #   delegated  alone in a cgroup that offers the controllers (what systemd's
 #              Delegate=yes gives deploy/systemd's unit): its subtree goes
 #              inside that cgroup and the daemon into a leaf beside it;
@@ -100,7 +99,7 @@ session_checks shell "$CG/pyexec-$port"
 exec_code $'import threading\nev = threading.Event()\nts = []\ntry:\n    for i in range(100):\n        t = threading.Thread(target=ev.wait, daemon=True)\n        t.start()\n        ts.append(t)\n    print("ESCAPED", len(ts))\nexcept RuntimeError:\n    print("BLOCKED", len(ts) < 40)\nev.set()'
 assert_eq "shell: pids_max stops a session's threads" "$STATUS $(jget .stdout)" $'200 BLOCKED True'
 
-# --- crowded: alone in nothing ------------------------------------------------
+# --- crowded: a cgroup shared with another process ---------------------------
 crowd=$CG/pyexec-vm-crowded
 NEIGHBOUR=""
 check "crowded: the daemon restarts" restart_daemon "$crowd" crowd
