@@ -79,7 +79,20 @@ $(BUILD)/tests/%: tests/unit/%.c $$(call obj,$$($$*_SRCS))
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(JSON_CFLAGS) -Itests/unit -o $@ $^ $($*_LIBS) -pthread
 
-unit: $(UNIT_BINS)
+# The benchmark's clients (tests/bench/), built with the unit tests so that
+# every test run compiles them.
+BENCH_BINS = $(BUILD)/bench/pxbench $(BUILD)/bench/pxdirect
+
+$(BUILD)/bench/pxbench: tests/bench/pxbench.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< -pthread
+
+$(BUILD)/bench/pxdirect: tests/bench/pxdirect.c \
+		$(call obj,common/log.c sessions/proto.c sessions/sess_client.c)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Icommon -Isessions $(LDFLAGS) -o $@ $^
+
+unit: $(UNIT_BINS) $(BENCH_BINS)
 
 # ---- the development stack ----
 # The build runs in a sub-make: on a fresh machine the pkg-config variables
@@ -122,7 +135,7 @@ test-cgroup2: deps-test
 
 # The benchmark of the README's "Performance" (about 2 minutes, root).
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@tests/bench/run.sh $(BUILD)
 
 # libFuzzer targets (clang): `make fuzz FUZZ_SECONDS=600` runs each as long as asked.

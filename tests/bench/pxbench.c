@@ -17,6 +17,7 @@
  * thing a client would, checks every answer, and counts any wrong one.
  */
 #define _GNU_SOURCE
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -248,6 +249,8 @@ fmt_val(char *buf, size_t len, double v, enum unit u)
 {
 	if (u == U_MB)
 		snprintf(buf, len, "%.2f MB", v);
+	else if (v < 10)
+		snprintf(buf, len, "%.1f us", v);
 	else if (v < 1000)
 		snprintf(buf, len, "%.0f us", v);
 	else if (v < 1e6)
@@ -727,6 +730,99 @@ spawn_bench(const char *name, const char *what, const char *code, int warm, int 
 	st_free(&s);
 }
 
+/*
+ * What a page costs a forked child here, the unit c2 and d are made of: in a
+ * child of this process, which has written 64 MiB of private memory first
+ * (as a session is a child of the zygote), the time per page to write one
+ * byte into each of 512 pages it shares with its parent (a copy-on-write
+ * fault each), or to have 512 such pages copied by one madvise call (what a
+ * new session does with the pages it is known to write).  Microseconds per
+ * page, or -1.
+ */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE	23	/* Linux 5.14 */
+#endif
+#define FAULT_REGION	(64ul << 20)
+#define FAULT_PAGES	512
+#define FAULT_STRIDE	8		/* pages apart, for the faults */
+
+static double
+fault_once(volatile char *region, size_t pg, int batch)
+{
+	double t0, t = -1;
+	int p[2], st;
+	pid_t pid;
+
+	if (pipe(p) == -1)
+		return -1;
+	if ((pid = fork()) == 0) {
+		t0 = now_us();
+		if (batch) {
+			if (madvise((void *)region, FAULT_PAGES * pg, MADV_POPULATE_WRITE) == -1)
+				_exit(1);
+		} else {
+			for (size_t i = 0; i < FAULT_PAGES; i++)
+				region[i * FAULT_STRIDE * pg]++;
+		}
+		t = (now_us() - t0) / FAULT_PAGES;
+		_exit(write(p[1], &t, sizeof(t)) == (ssize_t)sizeof(t) ? 0 : 1);
+	}
+	close(p[1]);
+	if (pid == -1 || read(p[0], &t, sizeof(t)) != (ssize_t)sizeof(t))
+		t = -1;
+	close(p[0]);
+	if (pid > 0) {
+		while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
+			;
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			t = -1;
+	}
+	return t;
+}
+
+static double base_fault, base_copy;
+
+static void
+fault_bench(void)
+{
+	static const struct { const char *name, *what; int batch; double *median; } k[] = {
+		{ "machine_cow_fault", "a forked child writes a byte to a page it shares "
+		  "(copy-on-write fault), us per page", 0, &base_fault },
+		{ "machine_batched_copy", "a forked child has 512 shared pages copied by one "
+		  "madvise(MADV_POPULATE_WRITE), us per page", 1, &base_copy },
+	};
+	const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	char *region;
+
+	region = mmap(NULL, FAULT_REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	    -1, 0);
+	if (region == MAP_FAILED) {
+		perror("mmap");
+		failed = 1;
+		return;
+	}
+	memset(region, 1, FAULT_REGION);
+	for (size_t j = 0; j < sizeof(k) / sizeof(k[0]); j++) {
+		struct result *r = res_new(k[j].name, k[j].what, U_US);
+		struct stats s = { 0 };
+
+		for (int i = 0; i < 2 + 15; i++) {
+			double t = fault_once(region, pg, k[j].batch);
+
+			if (t < 0)
+				r->errors++;
+			else if (i >= 2)
+				st_add(&s, t);
+		}
+		res_stats(r, &s);
+		*k[j].median = r->p50;
+		snprintf(r->target, sizeof(r->target), "baseline");
+		res_print(r);
+		st_free(&s);
+	}
+	munmap(region, FAULT_REGION);
+}
+
 static void
 sc_spawn(void)
 {
@@ -735,6 +831,8 @@ sc_spawn(void)
 	    CODE_PRINT1, 2, 30, &base_print1);
 	spawn_bench("spawn_python_pandas", "posix_spawn + wait of /usr/bin/python3.11 -c '<pandas code of (d)>'",
 	    CODE_PANDAS, 1, 4, &base_pandas);
+	note("== baseline: a page in a forked child");
+	fault_bench();
 }
 
 /* ------------------------------------------------ (a) one session, 1 client */
@@ -1495,8 +1593,9 @@ write_json(const char *path, const char *load0, const char *load1, double secs)
 	fprintf(f, ",\n  \"cpus\": %ld,\n  \"loadavg_start\": \"%s\",\n  \"loadavg_end\": \"%s\",\n"
 	    "  \"seconds\": %.1f,\n  \"port\": %d,\n  \"pool_size\": %u,\n"
 	    "  \"baseline_spawn_print1_us\": %.0f,\n  \"baseline_spawn_pandas_us\": %.0f,\n"
+	    "  \"baseline_cow_fault_us\": %.1f,\n  \"baseline_batched_copy_us\": %.1f,\n"
 	    "  \"results\": [\n", sysconf(_SC_NPROCESSORS_ONLN), load0, load1, secs, port,
-	    pool_size, base_print1, base_pandas);
+	    pool_size, base_print1, base_pandas, base_fault, base_copy);
 	for (int i = 0; i < nresults; i++) {
 		const struct result *r = &results[i];
 
@@ -1559,6 +1658,9 @@ print_table(const char *load0, const char *load1)
 	if (base_print1 > 0)	/* issue 5 measured 15.6 ms on the idle development VM */
 		printf("machine speed: spawning python3 took %.1f ms here, 15.6 ms on the idle "
 		    "development VM of issue 5 (%.1fx)\n", base_print1 / 1e3, base_print1 / 15.6e3);
+	if (base_fault > 0 && base_copy > 0)
+		printf("machine pages: in a forked child a copy-on-write fault took %.1f us per "
+		    "page here, a batched copy %.1f us\n", base_fault, base_copy);
 }
 
 static void

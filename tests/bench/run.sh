@@ -26,19 +26,13 @@ pool=${PXBENCH_POOL:-8}
 out=${PXBENCH_OUT:-$top/tests/bench/results/latest.json}
 
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (the stack and /proc/PID/smaps_rollup need it)" >&2; exit 1; }
-for b in pyexec-sessiond pyexec-fcgi; do
-	[ -x "$build/$b" ] || { echo "bench: $build/$b is missing: run make" >&2; exit 1; }
+# The clients are built by the Makefile (make bench, make unit): pxbench is
+# libc only, pxdirect links the project's own client of the daemon.
+for b in pyexec-sessiond pyexec-fcgi bench/pxbench bench/pxdirect; do
+	[ -x "$build/$b" ] || { echo "bench: $build/$b is missing: run make bench" >&2; exit 1; }
 done
 [ -x /usr/bin/python3.11 ] || { echo "bench: /usr/bin/python3.11 (Debian's) is missing" >&2; exit 1; }
-
-# The tools: libc only (pxdirect also links the project's own client).
-mkdir -p "$build/bench" "$(dirname "$out")"
-cc -O2 -Wall -Wextra -Werror -pthread -o "$build/bench/pxbench" tests/bench/pxbench.c
-if [ "${PXBENCH_DIRECT:-0}" = 1 ]; then
-	cc -O2 -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Icommon -Isessions \
-	    -o "$build/bench/pxdirect" tests/bench/pxdirect.c sessions/sess_client.c \
-	    sessions/proto.c common/log.c
-fi
+mkdir -p "$(dirname "$out")"
 
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- 2>/dev/null || rev="$rev+dirty"
