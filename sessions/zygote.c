@@ -278,14 +278,18 @@ fd_lift(int fd, int above)
 /*
  * In the child, just after fork: only its own descriptors, at their fixed
  * numbers (0 /dev/null, 1 and 2 the output pipes, 3 the control socket),
- * plus the go pipe.  Returns the go descriptor.
+ * plus the go pipe.  Returns the go descriptor.  Its /dev/null is an open of
+ * its own: a description shared with the zygote would share its status flags
+ * and locks with every other session.
  */
 static int
 zygote_child_fds(int ctl, int out, int err, int go)
 {
-	int dn = fd_lift(devnull, 10), c = fd_lift(ctl, 10), o = fd_lift(out, 10),
-	    e = fd_lift(err, 10), g = fd_lift(go, 10);
+	int dn = open("/dev/null", O_RDONLY | O_CLOEXEC), c = fd_lift(ctl, 10),
+	    o = fd_lift(out, 10), e = fd_lift(err, 10), g = fd_lift(go, 10);
 
+	if (dn == -1 || (dn = fd_lift(dn, 10)) == -1)
+		_exit(126);
 	if (dup2(dn, 0) == -1 || dup2(o, 1) == -1 || dup2(e, 2) == -1 ||
 	    dup2(c, SESS_CHILD_CTL_FD) == -1 || dup2(g, SESS_CHILD_CTL_FD + 1) == -1)
 		_exit(126);

@@ -373,6 +373,16 @@ expect_all "BLOCKED FileNotFoundError errno=2" "proc mem of 1" "proc dir"
 run "print(secret)" "$A"
 assert_eq "session A untouched: its state and process live on" "$BODY" "{\"id\": \"$A\", \"stdout\": \"A-secret-1234\\n\"}"
 
+# Standard input is /dev/null opened by each session for itself: status flags
+# one session sets on it are not seen by another (a shared open file would
+# carry them, and its locks, between sessions).
+run "import fcntl, os
+fcntl.fcntl(0, fcntl.F_SETFL, fcntl.fcntl(0, fcntl.F_GETFL) | os.O_NONBLOCK | os.O_APPEND)
+print(bool(fcntl.fcntl(0, fcntl.F_GETFL) & os.O_NONBLOCK))" "$A"
+assert_eq "session A sets O_NONBLOCK on its standard input" "$STATUS $(jget .stdout)" "200 True"
+run "import fcntl, os; print(fcntl.fcntl(0, fcntl.F_GETFL) & (os.O_NONBLOCK | os.O_APPEND), os.read(0, 1))"
+assert_eq "a new session's standard input has no flag A set, and reads as empty" "$STATUS $(jget .stdout)" "200 0 b''"
+
 # Abstract Unix sockets: no new socket; a socketpair (allowed, asyncio needs
 # it) can neither be named nor connected.
 probe "import socket
