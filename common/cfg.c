@@ -47,7 +47,7 @@ static const struct cfg_key cfg_keys[] = {
 	S(preload,		"numpy pandas"),
 	U(uid_base,		"900000",	1000, 2000000000),
 	U(uid_count,		"4096",		2, 1000000),
-	U(fcgi_threads,		"192",		1, 4096),
+	U(fcgi_threads,		"0",		0, 4096),
 	U(fcgi_processes,	"1",		1, 64),
 	U(retry_after_s,	"1",		0, 3600),
 	B(allow_degraded,	"no"),
@@ -267,8 +267,25 @@ cfg_from_args(struct cfg *c, int argc, char **argv)
 	}
 	if (cfg_check(c, err, sizeof(err)) == -1)
 		fatalx("config: %s", err);
+	if (c->fcgi_threads == 0)
+		c->fcgi_threads = cfg_fcgi_threads_auto(c);
 	log_debug_on = c->log_debug;
 	return rest;
+}
+
+unsigned
+cfg_fcgi_threads_auto(const struct cfg *c)
+{
+	/*
+	 * Every execution waiting in a session's queue holds a worker thread
+	 * until it is answered: with fewer threads than sessions times their
+	 * queues, a client keeping queues full would leave none for anyone
+	 * else (architecture rule 5).  32 more for what needs no session.
+	 */
+	unsigned long need = (unsigned long)c->max_sessions * (c->queue_max + 1) + 32;
+	unsigned long per = (need + c->fcgi_processes - 1) / c->fcgi_processes;
+
+	return per > 4096 ? 4096 : (unsigned)per;
 }
 
 unsigned

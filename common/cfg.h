@@ -34,7 +34,7 @@ struct cfg {
 	unsigned uid_base;		/* first uid/gid given to sessions */
 	unsigned uid_count;		/* size of that range */
 	/* fastcgi side */
-	unsigned fcgi_threads;		/* requests one pyexec-fcgi process holds */
+	unsigned fcgi_threads;		/* requests one pyexec-fcgi process holds; 0: auto */
 	unsigned fcgi_processes;	/* > 1: pyexec-fcgi supervises that many */
 	unsigned retry_after_s;		/* Retry-After of 503 max sessions */
 	/* switches */
@@ -71,5 +71,12 @@ int	cfg_from_args(struct cfg *c, int argc, char **argv);
 
 /* The reply wait bound of a FastCGI worker: long enough for a full queue. */
 unsigned cfg_reply_bound_ms(const struct cfg *c);
+
+/*
+ * fcgi_threads when set to 0 (the default): enough threads in the
+ * fcgi_processes processes for every session's running and queued executions,
+ * plus 32; at most 4096 a process.  cfg_from_args puts it in place of the 0.
+ */
+unsigned cfg_fcgi_threads_auto(const struct cfg *c);
 
 #endif

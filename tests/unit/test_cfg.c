@@ -508,6 +508,7 @@ test_from_args(void)
 	is_int(c.time_limit_ms, 777, "  --time_limit_ms=777 applied");
 	is_int(c.queue_max, 6, "  --queue_max=6 overrides the file's 5");
 	is_int(c.log_debug, 1, "  log_debug from the file");
+	is_int(c.fcgi_threads, 40 * 7 + 32, "  fcgi_threads 0 becomes 40 sessions x (6 queued + 1) + 32");
 	is_int(log_debug_on, 1, "  log_debug_on switched on");
 	log_debug_on = 0;
 
@@ -515,6 +516,25 @@ test_from_args(void)
 	is_int(from_args_status(bad2, 4), 1, "cfg_from_args exits 1 on a bad value");
 	is_int(from_args_status(bad3, 3), 1, "cfg_from_args exits 1 on a missing -c file");
 	unlink(path);
+}
+
+static void
+test_fcgi_threads(void)
+{
+	struct cfg c;
+
+	cfg_defaults(&c);
+	is_int(c.fcgi_threads, 0, "fcgi_threads defaults to 0 (auto)");
+	is_int(cfg_fcgi_threads_auto(&c), 40 * 9 + 32,
+	    "auto: one thread per running or queued execution of every session, + 32");
+	c.fcgi_processes = 2;
+	is_int(cfg_fcgi_threads_auto(&c), (40 * 9 + 32) / 2, "auto: shared by fcgi_processes");
+	c.fcgi_processes = 3;
+	is_int(cfg_fcgi_threads_auto(&c), (40 * 9 + 32 + 2) / 3, "auto: rounded up");
+	c.fcgi_processes = 1;
+	c.max_sessions = 100000;
+	c.queue_max = 10000;
+	is_int(cfg_fcgi_threads_auto(&c), 4096, "auto: at most 4096 a process");
 }
 
 int
@@ -525,6 +545,7 @@ main(void)
 	test_load();
 	test_check();
 	test_reply_bound();
+	test_fcgi_threads();
 	test_from_args();
 	return done();
 }
