@@ -23,7 +23,14 @@
 enum cg_kind { CG_NONE, CG_V1, CG_V2 };
 
 /* v1 controllers we use; [0] (memory) is required, the others are used when mounted. */
-static const char *const cg_v1_ctl[CG_MAX_PROCS_FDS] = { "memory", "pids", "cpu" };
+static const char *const cg_v1_ctl[CG_MAX_PROCS_FDS] = { "memory", "pids", "cpu", "freezer" };
+#define CG_V1_FREEZER	3
+/*
+ * The order the v1 hierarchies are set up, and their stale cgroups cleaned:
+ * the freezer first, since a frozen task killed from another hierarchy dies
+ * only once thawed.
+ */
+static const int cg_v1_order[CG_MAX_PROCS_FDS] = { CG_V1_FREEZER, 0, 1, 2 };
 
 static struct {
 	enum cg_kind	kind;
@@ -38,6 +45,7 @@ struct cg {
 	int	g_procs[CG_MAX_PROCS_FDS];		/* cgroup.procs, until placed */
 	int	g_events;				/* memory events, for OOM kills */
 	int	g_pids;					/* pids.current, or -1 */
+	int	g_freeze;				/* the freezer's control, or -1 */
 };
 
 /* dir/file into path (PATH_MAX bytes); -1 with ENAMETOOLONG if it does not fit. */
@@ -111,6 +119,9 @@ cg_kill_dir(const char *dir)
 		if (pid > 1)
 			kill((pid_t)pid, SIGKILL);
 	fclose(f);
+	/* A frozen task takes its SIGKILL only once thawed (v1; v2 without cgroup.kill). */
+	(void)cg_write(dir, cg_g.kind == CG_V2 ? "cgroup.freeze" : "freezer.state",
+	    cg_g.kind == CG_V2 ? "0" : "THAWED");
 }
 
 /* A daemon that died without cleaning up leaves s<N> cgroups: end them. */
@@ -272,7 +283,8 @@ cg_init(const struct cfg *c, char *err, size_t errlen)
 		return 1;
 	}
 	cg_g.kind = CG_V1;
-	for (i = 0; i < CG_MAX_PROCS_FDS; i++) {
+	for (int k = 0; k < CG_MAX_PROCS_FDS; k++) {
+		i = cg_v1_order[k];
 		if (cg_path(hier, CG_FS, cg_v1_ctl[i]) == -1)
 			continue;
 		if (!cg_exists(hier, "cgroup.procs")) {
@@ -349,6 +361,7 @@ cg_limits_v1(int i, const char *dir)
 		(void)cg_write(dir, "cpu.cfs_period_us", "100000");
 		(void)cg_write(dir, "cpu.cfs_quota_us", "100000");
 		return 0;
+	case CG_V1_FREEZER:	/* nothing to set: frozen only between runs */
 	default:
 		return 0;
 	}
@@ -377,7 +390,7 @@ cg_create(uint32_t serial)
 	}
 	for (i = 0; i < CG_MAX_PROCS_FDS; i++)
 		g->g_procs[i] = -1;
-	g->g_events = g->g_pids = -1;
+	g->g_events = g->g_pids = g->g_freeze = -1;
 	if (cg_g.kind == CG_NONE)
 		return g;
 	for (i = 0; i < cg_g.nbase; i++) {
@@ -401,10 +414,13 @@ cg_create(uint32_t serial)
 	if (cg_g.kind == CG_V2) {
 		g->g_events = cg_open(g->g_dir[0], "memory.events", O_RDONLY);
 		g->g_pids = cg_open(g->g_dir[0], "pids.current", O_RDONLY);
+		g->g_freeze = cg_open(g->g_dir[0], "cgroup.freeze", O_WRONLY);
 	} else {
 		g->g_events = cg_open(g->g_dir[0], "memory.oom_control", O_RDONLY);
 		if (g->g_dir[1][0] != '\0')
 			g->g_pids = cg_open(g->g_dir[1], "pids.current", O_RDONLY);
+		if (g->g_dir[CG_V1_FREEZER][0] != '\0')
+			g->g_freeze = cg_open(g->g_dir[CG_V1_FREEZER], "freezer.state", O_WRONLY);
 	}
 	if (g->g_events == -1) {
 		log_err("func=%s no OOM counter in %s", __func__, g->g_dir[0]);
@@ -459,6 +475,16 @@ cg_tasks(struct cg *g)
 	return atoi(buf);
 }
 
+int
+cg_freeze(struct cg *g, int on)
+{
+	const char *v = cg_g.kind == CG_V2 ? (on ? "1" : "0") : (on ? "FROZEN" : "THAWED");
+
+	if (g->g_freeze < 0)
+		return -1;
+	return pwrite(g->g_freeze, v, strlen(v), 0) == (ssize_t)strlen(v) ? 0 : -1;
+}
+
 void
 cg_kill_all(struct cg *g)
 {
@@ -491,6 +517,8 @@ cg_destroy(struct cg *g)
 		close(g->g_events);
 	if (g->g_pids >= 0)
 		close(g->g_pids);
+	if (g->g_freeze >= 0)
+		close(g->g_freeze);
 	free(g);
 	return 0;
 }
@@ -512,11 +540,13 @@ cg_fini(void)
 {
 	int i;
 
-	for (i = 0; i < cg_g.nbase; i++)
+	for (int k = 0; k < cg_g.nbase; k++) {
+		i = cg_g.kind == CG_V1 ? cg_v1_order[k] : k;
 		if (cg_g.base[i][0] != '\0') {
 			cg_clean_stale(cg_g.base[i]);
 			if (rmdir(cg_g.base[i]) == -1 && errno != ENOENT)
 				log_warn("event=cgroup_left path=%s errno=\"%s\"",
 				    cg_g.base[i], strerror(errno));
 		}
+	}
 }

@@ -1,6 +1,6 @@
 /*
  * Per-session cgroups, on cgroup v2 where /sys/fs/cgroup is the unified
- * hierarchy, else on the v1 memory, pids and cpu hierarchies.  The daemon owns
+ * hierarchy, else on the v1 memory, pids, cpu and freezer hierarchies.  The daemon owns
  * every cgroup it creates: <hierarchy>/<cfg.cgroup>/s<serial>.  Called only by
  * pyexec-sessiond (root).
  */
@@ -11,7 +11,7 @@
 
 #include "cfg.h"
 
-#define CG_MAX_PROCS_FDS	3
+#define CG_MAX_PROCS_FDS	4
 
 struct cg;
 
@@ -45,7 +45,13 @@ uint64_t cg_oom_kills(struct cg *g);
 /* Tasks (threads included) now in the cgroup, or -1 if unknown. */
 int	cg_tasks(struct cg *g);
 
-/* Sends SIGKILL to every task in the cgroup. */
+/*
+ * Freezes (on != 0) or thaws every task of the cgroup: v2 cgroup.freeze, v1
+ * freezer.state.  Returns 0, or -1 when the cgroup has no freezer.
+ */
+int	cg_freeze(struct cg *g, int on);
+
+/* Sends SIGKILL to every task in the cgroup, and thaws it so that they die. */
 void	cg_kill_all(struct cg *g);
 
 /*

@@ -104,6 +104,7 @@ struct sess {
 	int		 s_oneshot;	/* script mode: ends after one run */
 	int		 s_warm;	/* told to warm up before ready */
 	int		 s_counted;	/* counts toward max_sessions */
+	int		 s_frozen;	/* its cgroup frozen since its last run */
 	enum sess_state	 s_state;
 	uint32_t	 s_serial;
 	unsigned	 s_uid;		/* index into the uid range */
@@ -600,6 +601,8 @@ sess_dispatch(struct sess *s)
 	obuf_reset(&s->s_o);
 	obuf_reset(&s->s_e);
 	obuf_reset(&s->s_r);
+	if (s->s_frozen && cg_freeze(s->s_cg, 0) == 0)
+		s->s_frozen = 0;
 	s->s_result = 0;
 	s->s_done_status = 0;
 	s->s_job = j;
@@ -770,6 +773,7 @@ sess_finish_run(struct sess *s)
 	struct job *j = s->s_job;
 	int status, interrupted = s->s_state == S_INTERRUPTED, end = 0;
 	const char *reason = NULL;
+	char sid[PROTO_ID_STRLEN + 1];
 	uint64_t oom;
 
 	sess_drain(s, EV_OUT);
@@ -804,6 +808,14 @@ sess_finish_run(struct sess *s)
 	} else if (s->s_oneshot) {
 		end = 1;
 		reason = "script_done";
+	} else if (cg_tasks(s->s_cg) > 1 && cg_freeze(s->s_cg, 1) == 0) {
+		/*
+		 * Threads or processes the code left running stop with it until
+		 * the next run: outside a run nothing of a session gets the CPU,
+		 * and nothing keeps writing into pipes nobody collects.
+		 */
+		s->s_frozen = 1;
+		log_debug("event=session_frozen sid=%s", sid_str(s, sid));
 	}
 	s->s_job = NULL;
 	job_reply(j, s, status, 1);

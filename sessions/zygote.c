@@ -309,7 +309,7 @@ zygote_fork(struct proto_msg *m)
 	if (!proto_payload_is(m, sizeof(pf)))
 		fatalx("bad fork order from the daemon");
 	memcpy(&pf, m->pm_payload, sizeof(pf));
-	if (pf.pf_ncg > 3 || m->pm_nfds != 3 + (int)pf.pf_ncg)
+	if (pf.pf_ncg > PROTO_MAX_FDS - 3 || m->pm_nfds != 3 + (int)pf.pf_ncg)
 		fatalx("fork order with %d descriptors", m->pm_nfds);
 	if (pipe2(go, O_CLOEXEC) == -1) {
 		err = errno;
@@ -398,6 +398,37 @@ zygote_reap(int sfd)
 }
 
 /*
+ * A session frozen between runs in a v1 freezer cgroup takes its SIGKILL only
+ * once thawed: thaw the cgroup the process is in (v2 needs nothing).
+ */
+static void
+zygote_thaw(long pid)
+{
+	char path[PATH_MAX], line[512], *rel;
+	FILE *f;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/cgroup", pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if ((rel = strstr(line, ":freezer:")) == NULL)
+			continue;
+		rel += strlen(":freezer:");
+		rel[strcspn(rel, "\n")] = '\0';
+		if (snprintf(path, sizeof(path), "/sys/fs/cgroup/freezer%s/freezer.state",
+		    rel) >= (int)sizeof(path) || strstr(rel, "..") != NULL)
+			break;
+		if ((fd = open(path, O_WRONLY | O_CLOEXEC)) != -1) {
+			(void)write(fd, "THAWED", 6);
+			close(fd);
+		}
+		break;
+	}
+	fclose(f);
+}
+
+/*
  * The daemon is gone, and with it every session's time limit: end the
  * sessions (each child is pid 1 of its namespace, so all their processes
  * go), reap them, then exit.  Our children are the processes whose parent
@@ -428,8 +459,10 @@ zygote_orphaned(void)
 			/* "pid (comm) state ppid ...": comm may hold anything. */
 			if ((p = strrchr(buf, ')')) != NULL &&
 			    sscanf(p + 1, " %*c %ld", &ppid) == 1 && ppid == self &&
-			    kill((pid_t)pid, SIGKILL) == 0)
+			    kill((pid_t)pid, SIGKILL) == 0) {
+				zygote_thaw(pid);
 				killed++;
+			}
 		}
 		closedir(d);
 	}

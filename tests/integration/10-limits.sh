@@ -162,7 +162,8 @@ assert_gone "thread left running after an interrupted timeout" "$sid"
 l_release
 
 # A background thread (and processes) spinning after the execution returned
-# must not slow another session: the session's CPU is capped (1 CPU).
+# must not slow another session: they are frozen with their session until its
+# next execution (and a session's CPU is capped at 1 CPU while it runs).
 run ''
 b=$ID
 median_latency "$b" 5 >/dev/null	# warm up
@@ -181,6 +182,26 @@ assert_eq "spinner: its own session still answers" "$STATUS $(jget .stdout)" "20
 req DELETE "/sessions/$a"
 assert_eq "spinner: DELETE ends it" "$STATUS" 204
 assert_gone "spinner after DELETE" "$a"
+l_release
+
+# What the code leaves running gets the CPU only while its session executes:
+# a counting thread gains less in a second between executions than in 0.2 s
+# of an execution (without the freeze it would gain five times as much).
+run $'import threading, time\nc = [0]\ndef count():\n    while True:\n        c[0] += 1\nthreading.Thread(target=count, daemon=True).start()\ntime.sleep(0.1)\nprint(c[0])'
+f=$ID
+before=$(jget .stdout)
+assert_eq "counting thread: started" "$STATUS" 200
+sleep 1
+run 'print(c[0])' "$f"
+idle_gain=$(( $(jget .stdout) - before ))
+run $'a = c[0]\ntime.sleep(0.2)\nprint(c[0] - a)' "$f"
+run_gain=$(jget .stdout)
+diag "counting thread: +$idle_gain in 1 s between executions, +$run_gain in 0.2 s of one"
+check "counting thread: it counts during an execution" test "$run_gain" -gt 0
+check "counting thread: between executions it is frozen" test "$idle_gain" -lt "$run_gain"
+req DELETE "/sessions/$f"
+assert_eq "counting thread: DELETE ends a frozen session" "$STATUS" 204
+assert_gone "counting thread after DELETE" "$f"
 l_release
 
 # --- 2. memory ---------------------------------------------------------------

@@ -14,7 +14,8 @@
 #              same, inside the namespace's root.
 # In each: a session's cgroup is under the subtree with memory.max,
 # pids.max and cpu.max set; a memory hog is "memory limit exceeded"; a
-# deleted session leaves no cgroup; the stack's stop removes the subtree.
+# thread left running freezes the session until its next run; a deleted
+# (frozen) session leaves no cgroup; the stack's stop removes the subtree.
 # Once: pids_max stops a session's threads.
 . "$(dirname "$0")/../lib.sh"
 
@@ -60,6 +61,13 @@ session_checks() {
 	exec_code 'import os; print(os.getuid())' "$sid"
 	pid=$(pgrep -U "$(jget .stdout)" -P "$(zygote_pid)" | head -n 1)
 	cg=$CG$(cg_of "$pid")
+	# A thread left running freezes the session between its runs.
+	exec_code $'import threading, time\nc = [0]\ndef count():\n    while True:\n        c[0] += 1\nthreading.Thread(target=count, daemon=True).start()\ntime.sleep(0.05)' "$sid"
+	for i in $(seq 20); do grep -qx 'frozen 1' "$cg/cgroup.events" && break; sleep 0.1; done
+	assert_eq "$mode: frozen between runs (cgroup.freeze, cgroup.events)" \
+	    "$(cat "$cg/cgroup.freeze") $(grep frozen "$cg/cgroup.events")" "1 frozen 1"
+	exec_code $'a = c[0]\ntime.sleep(0.1)\nprint(c[0] > a)' "$sid"
+	assert_eq "$mode: thawed for the next run" "$STATUS $(jget .stdout)" "200 True"
 	req DELETE "/sessions/$sid"
 	assert_eq "$mode: DELETE" "$STATUS" 204
 	for i in $(seq 50); do [ -d "$cg" ] || break; sleep 0.1; done
