@@ -179,6 +179,8 @@ struct jscan {
 	const uint8_t	*js_p, *js_end;
 	int		 js_depth;
 	struct jbuf	*js_out;	/* NULL: check only */
+	json_member_fn	*js_member;	/* NULL: the top-level members go unseen */
+	void		*js_arg;
 };
 
 static void
@@ -304,8 +306,9 @@ static int js_value(struct jscan *);
 static int
 js_container(struct jscan *s, int obj)
 {
+	const uint8_t *key = NULL, *keyend = NULL, *val;
 	uint8_t close = obj ? '}' : ']';
-	int first = 1;
+	int first = 1, top = s->js_depth == 0;
 
 	if (++s->js_depth > JSON_MAX_DEPTH)
 		return -1;
@@ -320,15 +323,22 @@ js_container(struct jscan *s, int obj)
 		first = 0;
 		js_ws(s);
 		if (obj) {
+			key = s->js_p;
 			if (s->js_p >= s->js_end || *s->js_p != '"' || js_string(s) == -1)
 				return -1;
+			keyend = s->js_p;
 			js_ws(s);
 			if (s->js_p >= s->js_end || *s->js_p++ != ':')
 				return -1;
 			js_emit(s, ": ", 2);
 			js_ws(s);
 		}
+		val = s->js_p;
 		if (js_value(s) == -1)
+			return -1;
+		if (obj && top && s->js_member != NULL &&
+		    s->js_member(s->js_arg, (const char *)key, keyend - key,
+		    (const char *)val, s->js_p - val) == -1)
 			return -1;
 		js_ws(s);
 		if (s->js_p >= s->js_end)
@@ -370,8 +380,8 @@ js_value(struct jscan *s)
 	}
 }
 
-int
-json_check(const void *p, size_t n, struct jbuf *out)
+static int
+js_check(const void *p, size_t n, struct jbuf *out, json_member_fn *fn, void *arg)
 {
 	struct jscan s;
 
@@ -379,9 +389,23 @@ json_check(const void *p, size_t n, struct jbuf *out)
 	s.js_end = s.js_p + n;
 	s.js_depth = 0;
 	s.js_out = out;
+	s.js_member = fn;
+	s.js_arg = arg;
 	js_ws(&s);
 	if (js_value(&s) == -1)
 		return -1;
 	js_ws(&s);
 	return s.js_p == s.js_end ? 0 : -1;
+}
+
+int
+json_check(const void *p, size_t n, struct jbuf *out)
+{
+	return js_check(p, n, out, NULL, NULL);
+}
+
+int
+json_check_members(const void *p, size_t n, json_member_fn *fn, void *arg)
+{
+	return js_check(p, n, NULL, fn, arg);
 }

@@ -37,6 +37,23 @@ void	json_put_string(struct jbuf *b, const uint8_t *p, size_t n);
  */
 int	json_check(const void *p, size_t n, struct jbuf *out);
 
+/*
+ * Called by json_check_members for each member of the top-level object, in
+ * the order written: the key as written, quotes included, and the value as
+ * written, without the white space around it.  Both spans are checked JSON.
+ * Returns 0, or -1 to stop the check, which then fails.
+ */
+typedef int json_member_fn(void *arg, const char *key, size_t keylen,
+    const char *val, size_t vallen);
+
+/*
+ * json_check without out, that also shows the members of the top-level value
+ * to fn when it is an object (before the rest of the text is checked: fn may
+ * see members of a text that fails later).  Nothing is allocated, whatever
+ * the text holds.  Returns 0, or -1.
+ */
+int	json_check_members(const void *p, size_t n, json_member_fn *fn, void *arg);
+
 /* Bytes in p[0..n) after UTF-8 repair (for sizing and tests). */
 size_t	utf8_repaired_len(const uint8_t *p, size_t n);
 

@@ -11,34 +11,107 @@
 
 
 /*
- * Parses one JSON value filling p[0..len): checked strictly first
- * (json_check), since json-c's own strict mode lets NaN, single quotes, raw
- * control characters and some ill-formed UTF-8 through.  Returns 0 with
- * *out set (NULL for null), or -1.
+ * The members of an /execute body that pyexec reads, found while the whole
+ * body is checked (json_check_members), without building the rest: a body of
+ * 1 MiB made into a json-c tree took 30 to 270 MiB of heap, for members
+ * nobody reads, in each of a worker's threads.  json-c still decodes every
+ * string that is read, escapes and surrogate pairs included.
+ */
+enum { FM_CODE, FM_SCRIPT, FM_ID, FM_N };
+
+static const char *const fm_names[FM_N] = { "code", "script", "id" };
+
+/* Raw bytes a key may have between its quotes and still be one of fm_names:
+ * the longest name, each character as a \uXXXX escape. */
+#define FM_KEY_MAX	(6 * 6)
+
+struct fcgi_members {
+	const char		*fm_val[FM_N];	/* the value as written, NULL if absent */
+	size_t			 fm_len[FM_N];
+	struct json_tokener	*fm_tok;	/* NULL until a string is decoded */
+	int			 fm_nomem;
+};
+
+/*
+ * Decodes the JSON string p[0..len) (quotes included) with json-c; it must
+ * have been checked strictly first, since json-c's own strict mode lets
+ * single quotes, raw control characters and some ill-formed UTF-8 through.
+ * json-c keeps embedded NULs: json_object_get_string_len is the length.
+ * Returns 0 with *out set, or -1 (out of memory).
  */
 static int
-fcgi_json_parse(const char *p, size_t len, struct json_object **out)
+fcgi_json_string(struct fcgi_members *m, const char *p, size_t len,
+    struct json_object **out)
 {
 	struct json_tokener *tok;
 	enum json_tokener_error e;
 
 	*out = NULL;
-	if (len > INT32_MAX || json_check(p, len, NULL) == -1 ||
-	    (tok = json_tokener_new_ex(JSON_MAX_DEPTH + 1)) == NULL)
+	if (len > INT32_MAX)
 		return -1;
+	if (m->fm_tok == NULL && (m->fm_tok = json_tokener_new_ex(1)) == NULL)
+		return -1;
+	tok = m->fm_tok;
+	json_tokener_reset(tok);
 	*out = json_tokener_parse_ex(tok, p, (int)len);
 	if ((e = json_tokener_get_error(tok)) == json_tokener_continue) {
-		/* A value ending the input (5, true, null) needs its end spelled out. */
+		/* A string ends at its quote, but json-c may wait for the end of the input. */
 		*out = json_tokener_parse_ex(tok, "", 1);
 		e = json_tokener_get_error(tok);
 	}
-	json_tokener_free(tok);
-	if (e != json_tokener_success) {
+	if (e != json_tokener_success || !json_object_is_type(*out, json_type_string)) {
 		json_object_put(*out);
 		*out = NULL;
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * json_member_fn: keeps the value of each of fm_names, the last one when a
+ * name comes twice, as json-c's tree and Python's json module do.  A key is
+ * compared whole, with its length: "code\u0000x" is an unknown key, not
+ * "code".
+ */
+static int
+fcgi_member(void *arg, const char *key, size_t keylen, const char *val,
+    size_t vallen)
+{
+	struct fcgi_members *m = arg;
+	struct json_object *o = NULL;
+	const char *k = key + 1;
+	size_t kl = keylen - 2;
+	int i;
+
+	if (kl > FM_KEY_MAX)
+		return 0;
+	/* Without a backslash, a checked string is its own content. */
+	if (memchr(k, '\\', kl) != NULL) {
+		if (fcgi_json_string(m, key, keylen, &o) == -1) {
+			m->fm_nomem = 1;
+			return -1;
+		}
+		k = json_object_get_string(o);
+		kl = (size_t)json_object_get_string_len(o);
+	}
+	for (i = 0; i < FM_N; i++)
+		if (kl == strlen(fm_names[i]) && memcmp(k, fm_names[i], kl) == 0) {
+			m->fm_val[i] = val;
+			m->fm_len[i] = vallen;
+		}
+	json_object_put(o);
+	return 0;
+}
+
+/* A checked JSON text is an object when it opens with a brace. */
+static int
+fcgi_is_object(const char *p, size_t len)
+{
+	while (len > 0 && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+		p++;
+		len--;
+	}
+	return len > 0 && *p == '{';
 }
 
 enum fcgi_route
@@ -107,68 +180,103 @@ int
 fcgi_parse_exec(const char *body, size_t len, const char *hdr_sid,
     struct fcgi_exec *e, const char **err)
 {
-	struct json_object *root, *code = NULL, *script = NULL, *id = NULL, *src;
-	int has_code, has_script, has_id;
+	struct fcgi_members m;
+	struct json_object *id = NULL;
+	const char *src;
+	int has_code, has_script, has_id, st;
 
 	memset(e, 0, sizeof(*e));
-	if (fcgi_json_parse(body, len, &root) == -1) {
+	memset(&m, 0, sizeof(m));
+	if (len > INT32_MAX || json_check_members(body, len, fcgi_member, &m) == -1) {
+		if (m.fm_nomem)
+			goto fail500;
 		*err = "request body is not valid JSON";
-		return 400;
+		st = 400;
+		goto fail;
 	}
-	e->fe_root = root;
-	if (!json_object_is_type(root, json_type_object)) {
+	if (!fcgi_is_object(body, len)) {
 		*err = "request body must be a JSON object";
-		goto fail400;
+		st = 400;
+		goto fail;
 	}
-	has_code = json_object_object_get_ex(root, "code", &code);
-	has_script = json_object_object_get_ex(root, "script", &script);
-	has_id = json_object_object_get_ex(root, "id", &id) && id != NULL;
+	has_code = m.fm_val[FM_CODE] != NULL;
+	has_script = m.fm_val[FM_SCRIPT] != NULL;
+	has_id = m.fm_val[FM_ID] != NULL && m.fm_val[FM_ID][0] != 'n';	/* null */
+	st = 422;
 	if (has_code && has_script) {
 		*err = "give either 'code' or 'script', not both";
-		goto fail422;
+		goto fail;
 	}
 	if (!has_code && !has_script) {
 		*err = "'code' is required";
-		goto fail422;
+		goto fail;
 	}
-	src = has_code ? code : script;
-	if (!json_object_is_type(src, json_type_string)) {
+	/* A checked value is a string exactly when it opens with a quote. */
+	src = m.fm_val[has_code ? FM_CODE : FM_SCRIPT];
+	if (src[0] != '"') {
 		*err = has_code ? "'code' must be a string" : "'script' must be a string";
-		goto fail422;
+		goto fail;
 	}
-	if (has_id && !json_object_is_type(id, json_type_string)) {
+	if (has_id && m.fm_val[FM_ID][0] != '"') {
 		*err = "'id' must be a string";
-		goto fail422;
+		goto fail;
 	}
+	if (fcgi_json_string(&m, src, m.fm_len[has_code ? FM_CODE : FM_SCRIPT],
+	    &e->fe_root) == -1)
+		goto fail500;
 	e->fe_mode = has_code ? PROTO_MODE_CODE : PROTO_MODE_SCRIPT;
-	e->fe_code = json_object_get_string(src);
-	e->fe_code_len = (size_t)json_object_get_string_len(src);
+	e->fe_code = json_object_get_string(e->fe_root);
+	e->fe_code_len = (size_t)json_object_get_string_len(e->fe_root);
 	if (e->fe_mode == PROTO_MODE_SCRIPT)
-		return 0;	/* a script runs in a fresh interpreter: no session */
-	if (has_id && hdr_sid != NULL &&
-	    strcmp(json_object_get_string(id), hdr_sid) != 0) {
-		*err = "'id' does not match the Pyexec-Session header";
-		goto fail422;
-	}
+		goto done;	/* a script runs in a fresh interpreter: no session */
+	if (has_id && fcgi_json_string(&m, m.fm_val[FM_ID], m.fm_len[FM_ID],
+	    &id) == -1)
+		goto fail500;
 	if (has_id || hdr_sid != NULL) {
 		const char *s = has_id ? json_object_get_string(id) : hdr_sid;
 		size_t sl = has_id ? (size_t)json_object_get_string_len(id) : strlen(hdr_sid);
+		uint8_t hid[PROTO_ID_LEN];
+		int bad, hbad, same;
 
+		bad = proto_id_parse(s, sl, e->fe_id) == -1;
+		if (has_id && hdr_sid != NULL) {
+			/*
+			 * An id is read in either case: two UUIDs are the same
+			 * when they name the same 16 bytes.  A text that is no
+			 * UUID matches only itself, byte for byte.
+			 */
+			hbad = proto_id_parse(hdr_sid, strlen(hdr_sid), hid) == -1;
+			if (bad || hbad)
+				same = sl == strlen(hdr_sid) && memcmp(s, hdr_sid, sl) == 0;
+			else
+				same = memcmp(e->fe_id, hid, PROTO_ID_LEN) == 0;
+			if (!same) {
+				*err = "'id' does not match the Pyexec-Session header";
+				goto fail;
+			}
+		}
 		/* Not even a UUID: it names no live session. */
-		if (proto_id_parse(s, sl, e->fe_id) == -1) {
+		if (bad) {
 			*err = "session not found";
-			fcgi_exec_free(e);
-			return 404;
+			st = 404;
+			goto fail;
 		}
 		e->fe_has_id = 1;
 	}
+done:
+	json_object_put(id);
+	if (m.fm_tok != NULL)
+		json_tokener_free(m.fm_tok);
 	return 0;
-fail400:
+fail500:
+	*err = "Internal server error";
+	st = 500;
+fail:
+	json_object_put(id);
+	if (m.fm_tok != NULL)
+		json_tokener_free(m.fm_tok);
 	fcgi_exec_free(e);
-	return 400;
-fail422:
-	fcgi_exec_free(e);
-	return 422;
+	return st;
 }
 
 void

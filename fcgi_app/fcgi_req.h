@@ -43,7 +43,7 @@ struct fcgi_exec {
 	size_t			 fe_code_len;
 	int			 fe_has_id;
 	uint8_t			 fe_id[PROTO_ID_LEN];
-	struct json_object	*fe_root;	/* owns fe_code */
+	struct json_object	*fe_root;	/* the string: owns fe_code */
 };
 
 /*

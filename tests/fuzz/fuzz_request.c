@@ -330,16 +330,90 @@ is_err_string(const char *e)
 	return 0;
 }
 
+/*
+ * The answer to an /execute body, worked out the slow way, from json-c's
+ * whole tree (what fcgi_parse_exec did before it stopped building one):
+ * the status, *err, and on success the code, the mode and the id.  json-c keeps
+ * object keys as C strings, so a body with a \u0000 anywhere is left out
+ * (returns -1): there the tree would take "code\u0000x" for "code".
+ */
+static int
+expect_parse(const char *body, size_t len, const char *sid, const char **err,
+    struct json_object **code, int *modep, uint8_t id[PROTO_ID_LEN], int *has_idp)
+{
+	struct json_object *root, *c = NULL, *s = NULL, *i = NULL, *src;
+	uint8_t hid[PROTO_ID_LEN];
+	const char *t;
+	size_t tl;
+	int has_c, has_s, has_i, bad, st = 422;
+
+	*code = NULL;
+	*has_idp = 0;
+	if (memmem(body, len, "\\u0000", 6) != NULL)
+		return -1;
+	if (strict_parse(body, len, &root) == -1) {
+		*err = "request body is not valid JSON";
+		return 400;
+	}
+	if (!json_object_is_type(root, json_type_object)) {
+		json_object_put(root);
+		*err = "request body must be a JSON object";
+		return 400;
+	}
+	has_c = json_object_object_get_ex(root, "code", &c);
+	has_s = json_object_object_get_ex(root, "script", &s);
+	has_i = json_object_object_get_ex(root, "id", &i) && i != NULL;
+	src = has_c ? c : s;
+	if (has_c && has_s)
+		*err = "give either 'code' or 'script', not both";
+	else if (!has_c && !has_s)
+		*err = "'code' is required";
+	else if (!json_object_is_type(src, json_type_string))
+		*err = has_c ? "'code' must be a string" : "'script' must be a string";
+	else if (has_i && !json_object_is_type(i, json_type_string))
+		*err = "'id' must be a string";
+	else {
+		st = 0;
+		*code = json_object_get(src);
+		*modep = has_c ? PROTO_MODE_CODE : PROTO_MODE_SCRIPT;
+		if (has_c && (has_i || sid != NULL)) {
+			t = has_i ? json_object_get_string(i) : sid;
+			tl = has_i ? (size_t)json_object_get_string_len(i) : strlen(sid);
+			bad = proto_id_parse(t, tl, id) == -1;
+			/* Ids in either case; a text that is no UUID matches only itself. */
+			if (has_i && sid != NULL &&
+			    (bad || proto_id_parse(sid, strlen(sid), hid) == -1 ?
+			    tl != strlen(sid) || memcmp(t, sid, tl) != 0 :
+			    memcmp(id, hid, PROTO_ID_LEN) != 0)) {
+				*err = "'id' does not match the Pyexec-Session header";
+				st = 422;
+			} else if (bad) {
+				*err = "session not found";
+				st = 404;
+			} else
+				*has_idp = 1;
+		}
+		if (st != 0) {
+			json_object_put(*code);
+			*code = NULL;
+		}
+	}
+	json_object_put(root);
+	return st;
+}
+
 static void
 fuzz_parse(struct rd *r)
 {
 	uint8_t fl = rd_u8(r), *body;
 	char *sid = NULL;
 	const uint8_t *p;
-	const char *err = NULL;
+	const char *err = NULL, *want_err = NULL;
+	struct json_object *want_code;
+	uint8_t want_id[PROTO_ID_LEN];
 	struct fcgi_exec e;
 	size_t n;
-	int st;
+	int st, want, want_mode = 0, want_has_id;
 
 	if (fl & 1) {
 		p = rd_bytes(r, rd_u8(r) & 63, &n);
@@ -350,6 +424,24 @@ fuzz_parse(struct rd *r)
 	}
 	body = dup_exact(r->p, r->n);
 	st = fcgi_parse_exec((const char *)body, r->n, sid, &e, &err);
+	/* The same answer as from json-c's whole tree. */
+	want = expect_parse((const char *)body, r->n, sid, &want_err, &want_code,
+	    &want_mode, want_id, &want_has_id);
+	if (want != -1) {
+		CHECK(st == want);
+		if (st != 0)
+			CHECK(strcmp(err, want_err) == 0);
+		else {
+			CHECK(e.fe_code_len == (size_t)json_object_get_string_len(want_code));
+			CHECK(memcmp(e.fe_code, json_object_get_string(want_code),
+			    e.fe_code_len) == 0);
+			CHECK(e.fe_mode == want_mode);
+			CHECK(e.fe_has_id == want_has_id);
+			if (want_has_id)
+				CHECK(memcmp(e.fe_id, want_id, PROTO_ID_LEN) == 0);
+		}
+		json_object_put(want_code);
+	}
 	if (st == 0) {
 		CHECK(e.fe_mode == PROTO_MODE_CODE || e.fe_mode == PROTO_MODE_SCRIPT);
 		CHECK(e.fe_root != NULL && e.fe_code != NULL);

@@ -49,6 +49,8 @@ write(R, "parse_code_id", req_parse(('{"code": "x", "id": "%s"}' % UUID).encode(
 write(R, "parse_header_sid", req_parse(b'{"code": "", "id": null}', UUID.upper().encode()))
 write(R, "parse_script", req_parse(b'{"script": "def main():\\n    return {\\"sum\\": 30}"}'))
 write(R, "parse_bad", req_parse(b'{"code": 5, "script": "\\ud800"} x'))
+write(R, "parse_id_case", req_parse(('{"code": "x", "id": "%s"}' % UUID).encode(), UUID.upper().encode()))
+write(R, "parse_keys", req_parse(b'{"code": 1, "\\u0063ode": "x", "id": null, "id": 5, "a": [{"code": 2}], "code\\u0000x": 3}'))
 write(R, "route_session", b"\x01/sessions/" + UUID.encode() + b"?a=b\x00DELETE\x00application/json; charset=utf-8")
 write(R, "route_execute", b"\x01/execute\x00POST\x00 Application/JSON ;x")
 write(R, "reply_ok", req_reply(1, 0x01, b"Hello, World!\n", b"\xff\xfe bad utf-8\n"))

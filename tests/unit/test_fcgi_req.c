@@ -4,6 +4,7 @@
  * (/work/shared/docs/api.md).  Daemon replies (struct sess_reply) are built
  * by hand; nothing talks to a daemon.  Prints TAP.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,97 @@ static const uint8_t sid_bytes[PROTO_ID_LEN] = {
 };
 
 #define JSON_ERR	"request body is not valid JSON"
+#define MISMATCH	"'id' does not match the Pyexec-Session header"
 #define NOT_OBJ		"request body must be a JSON object"
 #define NOT_JSON_RES	"{\"error\": \"main() must return JSON-serializable data\"}"
+
+/* ------------------------------------------------------------ heap use */
+
+/*
+ * The peak of the heap in use, json-c's included: malloc and friends are
+ * replaced here and passed on to glibc's own (__libc_malloc...), counting
+ * the usable size of each block.  Not under AddressSanitizer, whose own
+ * malloc must stay the only one; there heap_counted is 0 and the checks of
+ * the peak are skipped.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define HEAP_COUNT	0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define HEAP_COUNT	0
+#endif
+#endif
+#ifndef HEAP_COUNT
+#define HEAP_COUNT	1
+#endif
+
+static const int heap_counted = HEAP_COUNT;
+static long long heap_now, heap_peak;
+
+#if HEAP_COUNT
+void	*__libc_malloc(size_t);
+void	*__libc_calloc(size_t, size_t);
+void	*__libc_realloc(void *, size_t);
+void	 __libc_free(void *);
+
+static void
+heap_add(long long n)
+{
+	heap_now += n;
+	if (heap_now > heap_peak)
+		heap_peak = heap_now;
+}
+
+void *
+malloc(size_t n)
+{
+	void *p = __libc_malloc(n);
+
+	if (p != NULL)
+		heap_add((long long)malloc_usable_size(p));
+	return p;
+}
+
+void *
+calloc(size_t k, size_t n)
+{
+	void *p = __libc_calloc(k, n);
+
+	if (p != NULL)
+		heap_add((long long)malloc_usable_size(p));
+	return p;
+}
+
+void *
+realloc(void *p, size_t n)
+{
+	long long old = p != NULL ? (long long)malloc_usable_size(p) : 0;
+	void *q = __libc_realloc(p, n);
+
+	if (q != NULL) {
+		heap_now -= old;
+		heap_add((long long)malloc_usable_size(q));
+	} else if (n == 0)
+		heap_now -= old;
+	return q;
+}
+
+void
+free(void *p)
+{
+	if (p != NULL)
+		heap_now -= (long long)malloc_usable_size(p);
+	__libc_free(p);
+}
+#endif
+
+/* Starts a measure: the peak from now on, above what is in use now. */
+static long long
+heap_mark(void)
+{
+	heap_peak = heap_now;
+	return heap_now;
+}
 
 /* ---------------------------------------------------------------- routes */
 
@@ -383,6 +473,318 @@ test_parse_fields(void)
 		if (st == 0)
 			fcgi_exec_free(&e2);
 	}
+}
+
+/* A body of exactly len bytes: pre, then item repeated (its last comma
+ * dropped), then post, padded with white space before post. */
+static char *
+big_body(const char *pre, const char *item, const char *post, size_t len)
+{
+	size_t np = strlen(pre), ni = strlen(item), nq = strlen(post), i, k;
+	char *s = malloc(len + 1);
+
+	if (s == NULL || len < np + ni + nq)
+		exit(2);
+	memcpy(s, pre, np);
+	k = (len - np - nq) / ni;
+	for (i = 0; i < k; i++)
+		memcpy(s + np + i * ni, item, ni);
+	i = np + k * ni;
+	if (s[i - 1] == ',')
+		s[i - 1] = ' ';
+	memset(s + i, ' ', len - nq - i);
+	memcpy(s + len - nq, post, nq);
+	s[len] = '\0';
+	return s;
+}
+
+/*
+ * Parses body, checks status and error, and that the heap never held more
+ * than max bytes above what it held before (json-c's tokener and the code
+ * itself included).  Returns the status; e is kept when keep != NULL.
+ */
+static int
+parse_heap(const char *body, size_t len, int want_status, const char *want_err,
+    long long max, const char *desc, struct fcgi_exec *keep)
+{
+	long long base = heap_mark(), peak;
+	int st;
+
+	st = parse_n(body, len, NULL, want_status, want_err, desc, keep);
+	peak = heap_peak - base;
+	if (heap_counted) {
+		ok(peak <= max, "  peak heap %lld bytes (at most %lld)", peak, max);
+		if (keep == NULL || st != 0)
+			is_int(heap_now - base, 0, "  nothing left on the heap");
+	} else
+		skip("heap not counted under a sanitizer", "  peak heap");
+	return st;
+}
+
+#define MiB	(1024 * 1024)
+#define SMALL	(64 * 1024)	/* a tokener, a few small strings */
+
+/*
+ * Members nobody reads cost nothing: a body of 1 MiB made into a json-c
+ * tree took 30 to 270 MiB of heap, even for a 422.
+ */
+static void
+test_parse_big(void)
+{
+	struct fcgi_exec e;
+	char *s;
+	int st;
+
+	s = big_body("{\"code\": \"\", \"a\": [", "0,", "]}", MiB);
+	if (parse_heap(s, MiB, 0, NULL, SMALL, "1 MiB: {\"code\": \"\", \"a\": [0, 0, ...]}",
+	    &e) == 0) {
+		is_int(e.fe_mode, PROTO_MODE_CODE, "  code mode");
+		is_int(e.fe_code_len, 0, "  empty code");
+		ok(e.fe_code != NULL && e.fe_code[0] == '\0', "  the code is \"\"");
+		fcgi_exec_free(&e);
+	}
+	free(s);
+	s = big_body("{\"a\": [", "[],", "], \"code\": \"print(1)\"}", MiB);
+	if (parse_heap(s, MiB, 0, NULL, SMALL, "1 MiB: {\"a\": [[], [], ...], \"code\": ...}",
+	    &e) == 0) {
+		is_mem(e.fe_code, e.fe_code_len, "print(1)", 8, "  the code after the array");
+		fcgi_exec_free(&e);
+	}
+	free(s);
+	s = big_body("{\"code\": \"x\", \"a\": [", "{},", "]}", MiB);
+	parse_heap(s, MiB, 0, NULL, SMALL, "1 MiB: {..., \"a\": [{}, {}, ...]}", NULL);
+	free(s);
+	s = big_body("{\"code\": 5, \"a\": [", "0,", "]}", MiB);
+	parse_heap(s, MiB, 422, "'code' must be a string", SMALL,
+	    "1 MiB: {\"code\": 5, \"a\": [0, 0, ...]}", NULL);
+	free(s);
+	s = big_body("{\"code\": [", "0,", "]}", MiB);
+	parse_heap(s, MiB, 422, "'code' must be a string", SMALL,
+	    "1 MiB: {\"code\": [0, 0, ...]} (the code itself not a string)", NULL);
+	free(s);
+	s = big_body("{\"id\": [", "0,", "], \"code\": \"x\"}", MiB);
+	parse_heap(s, MiB, 422, "'id' must be a string", SMALL,
+	    "1 MiB: {\"id\": [0, 0, ...], \"code\": \"x\"}", NULL);
+	free(s);
+	s = big_body("{\"code\": \"x\", \"a\": [", "0,", "]]", MiB);
+	parse_heap(s, MiB, 400, JSON_ERR, SMALL, "1 MiB, invalid at its very end", NULL);
+	free(s);
+	s = big_body("[", "{\"code\": \"x\"},", "]", MiB);
+	parse_heap(s, MiB, 400, NOT_OBJ, SMALL, "1 MiB: [{\"code\": \"x\"}, ...]", NULL);
+	free(s);
+	s = big_body("{\"code\": \"x\"", ", \"k\": 0", "}", MiB);
+	parse_heap(s, MiB, 0, NULL, SMALL, "1 MiB: {\"code\": \"x\", \"k\": 0, \"k\": 0, ...}",
+	    NULL);
+	free(s);
+	s = big_body("{\"code\": \"x\"", ", \"\\u0063od\": 0", "}", MiB);
+	parse_heap(s, MiB, 0, NULL, SMALL, "1 MiB of short keys with escapes", NULL);
+	free(s);
+	s = big_body("{\"code\": \"x\", \"", "\\u0063", "\": 1}", MiB);
+	parse_heap(s, MiB, 0, NULL, SMALL, "1 MiB: one key of escapes", NULL);
+	free(s);
+	s = big_body("{\"", "a", "\": 1, \"code\": \"x\"}", MiB);
+	parse_heap(s, MiB, 0, NULL, SMALL, "1 MiB: one long plain key", NULL);
+	free(s);
+
+	/* The code itself is the one member that may be large. */
+	s = big_body("{\"code\": \"", "x", "\"}", MiB);
+	st = parse_heap(s, MiB, 0, NULL, 3LL * MiB, "1 MiB of code", &e);
+	if (st == 0) {
+		ok(e.fe_code_len == MiB - 12 && e.fe_code[0] == 'x' &&
+		    e.fe_code[MiB - 13] == 'x' && e.fe_code[MiB - 12] == '\0',
+		    "  all of the code (%zu bytes)", e.fe_code_len);
+		fcgi_exec_free(&e);
+	}
+	free(s);
+}
+
+/* The keys: compared whole (NUL included), escapes decoded, the last kept. */
+static void
+test_parse_keys(void)
+{
+	struct fcgi_exec e;
+
+	parse("{\"code\\u0000x\": \"a\"}", NULL, 422, "'code' is required",
+	    "\"code\\u0000x\" is not \"code\"");
+	parse("{\"code\\u0000\": \"a\"}", NULL, 422, "'code' is required",
+	    "\"code\\u0000\" is not \"code\"");
+	parse("{\"\\u0000code\": \"a\"}", NULL, 422, "'code' is required",
+	    "\"\\u0000code\" is not \"code\"");
+	parse("{\"script\\u0000\": \"a\"}", NULL, 422, "'code' is required",
+	    "\"script\\u0000\" is not \"script\"");
+	parse("{\"code\": \"a\", \"id\\u0000\": 5}", NULL, 0, NULL,
+	    "\"id\\u0000\" is an unknown key: 5 is no id");
+	if (keep("{\"code\": \"a\", \"code\\u0000x\": 1}", NULL,
+	    "\"code\\u0000x\" after \"code\" does not replace it", &e) == 0) {
+		is_mem(e.fe_code, e.fe_code_len, "a", 1, "  the code is \"a\"");
+		fcgi_exec_free(&e);
+	}
+	parse("{\"code\": \"a\", \"script\\u0000\": \"b\"}", NULL, 0, NULL,
+	    "\"script\\u0000\" is not \"script\": not both");
+	parse("{\"code \": \"a\"}", NULL, 422, "'code' is required", "\"code \" is not \"code\"");
+	parse("{\"cod\": \"a\"}", NULL, 422, "'code' is required", "\"cod\" is not \"code\"");
+	parse("{\"codex\": \"a\"}", NULL, 422, "'code' is required", "\"codex\" is not \"code\"");
+
+	/* Escapes in a key are decoded (by json-c). */
+	if (keep("{\"\\u0063ode\": \"a\", \"\\u0069d\": \"" SID "\"}", NULL,
+	    "\"\\u0063ode\" is \"code\", \"\\u0069d\" is \"id\"", &e) == 0) {
+		is_mem(e.fe_code, e.fe_code_len, "a", 1, "  the code");
+		is_int(e.fe_has_id, 1, "  the id");
+		fcgi_exec_free(&e);
+	}
+	if (keep("{\"\\u0073\\u0063\\u0072\\u0069\\u0070\\u0074\": \"b\"}", NULL,
+	    "\"script\" written all in escapes (36 bytes)", &e) == 0) {
+		is_int(e.fe_mode, PROTO_MODE_SCRIPT, "  script mode");
+		fcgi_exec_free(&e);
+	}
+	parse("{\"\\u0063\\u006f\\u0064\\u0065\": 1}", NULL, 422,
+	    "'code' must be a string", "\"code\" in escapes, 1");
+	parse("{\"\\u0063\\u006F\\u0064\\u0065\": \"x\"}", NULL, 0, NULL,
+	    "escapes in upper case hex");
+	parse("{\"co\\/de\": \"x\"}", NULL, 422, "'code' is required",
+	    "\"co\\/de\" is \"co/de\"");
+	parse("{\"\\u0043ode\": \"x\"}", NULL, 422, "'code' is required",
+	    "\"\\u0043ode\" is \"Code\"");
+	parse("{\"\\ud83d\\ude00\": 1, \"\\u00e9\": 2, \"code\": \"x\"}", NULL, 0, NULL,
+	    "other keys with escapes are ignored");
+
+	/* A name given twice: the last one counts, as in json-c's tree. */
+	if (keep("{\"code\": 1, \"code\": \"x\"}", NULL, "code 1 then \"x\"", &e) == 0) {
+		is_mem(e.fe_code, e.fe_code_len, "x", 1, "  the last code");
+		fcgi_exec_free(&e);
+	}
+	if (keep("{\"code\": \"a\", \"\\u0063ode\": \"b\"}", NULL,
+	    "code \"a\" then, spelt with an escape, \"b\"", &e) == 0) {
+		is_mem(e.fe_code, e.fe_code_len, "b", 1, "  the last code");
+		fcgi_exec_free(&e);
+	}
+	parse("{\"code\": \"x\", \"code\": 1}", NULL, 422, "'code' must be a string",
+	    "code \"x\" then 1");
+	parse("{\"code\": \"a\", \"script\": \"b\", \"script\": null}", NULL, 422,
+	    "give either 'code' or 'script', not both", "script \"b\" then null: both");
+	parse("{\"code\": \"a\", \"id\": 5, \"id\": null}", NULL, 0, NULL, "id 5 then null");
+	parse("{\"code\": \"a\", \"id\": null, \"id\": 5}", NULL, 422,
+	    "'id' must be a string", "id null then 5");
+	if (keep("{\"code\": \"a\", \"id\": \"" SID "\", \"id\": null}", NULL,
+	    "id then null: a new session", &e) == 0) {
+		is_int(e.fe_has_id, 0, "  no id");
+		fcgi_exec_free(&e);
+	}
+
+	/* Members of nested objects are not the request's. */
+	parse("{\"a\": {\"code\": \"x\"}}", NULL, 422, "'code' is required",
+	    "a nested code is not the code");
+	parse("{\"a\": {\"code\": 1}, \"code\": \"x\"}", NULL, 0, NULL,
+	    "a nested code 1 beside the code");
+	parse("{\"code\": \"x\", \"a\": [{\"id\": 5}]}", NULL, 0, NULL,
+	    "an id in a nested array");
+	parse(" {\"code\" \n: \"x\" ,\t\"id\"\r:\nnull } ", NULL, 0, NULL,
+	    "white space around keys and values");
+	parse("{\"code\": -1}", NULL, 422, "'code' must be a string", "code -1");
+	parse("{\"code\": false}", NULL, 422, "'code' must be a string", "code false");
+	parse("{\"code\": 1, \"id\": 5}", NULL, 422, "'code' must be a string",
+	    "code 1, id 5: the code first");
+	parse("{\"script\": [1, 2], \"id\": 5}", NULL, 422, "'script' must be a string",
+	    "script [1, 2], id 5: the script first");
+	parse("{\"code\": \"x\", \"script\": null}", NULL, 422,
+	    "give either 'code' or 'script', not both", "code and script null: both");
+	parse("{\"code\": \"x\", \"id\": 0}", NULL, 422, "'id' must be a string", "id 0");
+}
+
+/* Header and body ids are the same session when they name the same bytes. */
+static void
+test_parse_ids(void)
+{
+	static const char upper[] = "12345678-9ABC-4DEF-8011-223344556677";
+	struct fcgi_exec e;
+
+	if (keep("{\"code\": \"x\", \"id\": \"12345678-9ABC-4DEF-8011-223344556677\"}",
+	    SID, "id in upper case, header in lower case", &e) == 0) {
+		is_int(e.fe_has_id, 1, "  has id");
+		is_mem(e.fe_id, PROTO_ID_LEN, sid_bytes, PROTO_ID_LEN, "  id bytes");
+		fcgi_exec_free(&e);
+	}
+	if (keep("{\"code\": \"x\", \"id\": \"" SID "\"}", upper,
+	    "id in lower case, header in upper case", &e) == 0) {
+		is_int(e.fe_has_id, 1, "  has id");
+		is_mem(e.fe_id, PROTO_ID_LEN, sid_bytes, PROTO_ID_LEN, "  id bytes");
+		fcgi_exec_free(&e);
+	}
+	parse("{\"code\": \"x\", \"id\": \"12345678-9abc-4DEF-8011-223344556677\"}",
+	    "12345678-9ABC-4def-8011-223344556677", 0, NULL, "both in mixed case");
+	parse("{\"code\": \"x\", \"id\": \"\\u0031\\u0032345678-9abc-4def-8011-223344556677\"}",
+	    SID, 0, NULL, "id with escapes, same UUID as the header");
+	parse("{\"code\": \"x\", \"id\": \"12345678-9ABC-4DEF-8011-223344556678\"}", SID,
+	    422, MISMATCH, "upper case, one digit different");
+	parse("{\"code\": \"x\", \"id\": \"nope\"}", SID, 422, MISMATCH,
+	    "id not a UUID, header a UUID");
+	parse("{\"code\": \"x\", \"id\": \"" SID "\"}", "nope", 422, MISMATCH,
+	    "id a UUID, header not");
+	parse("{\"code\": \"x\", \"id\": \"nope\"}", "nope", 404, "session not found",
+	    "the same non-UUID in both");
+	parse("{\"code\": \"x\", \"id\": \"NOPE\"}", "nope", 422, MISMATCH,
+	    "non-UUIDs are compared byte for byte");
+	parse("{\"code\": \"x\", \"id\": \"" SID "\\u0000\"}", SID, 422, MISMATCH,
+	    "id with a NUL after the header's UUID is another text");
+	parse("{\"script\": \"x\", \"id\": \"nope\"}", SID, 0, NULL,
+	    "script mode: ids are not looked at");
+}
+
+/* ----------------------------------------------------- json_check_members */
+
+struct members_seen {
+	char	buf[512];
+	size_t	len;
+	int	calls, stop_at;
+};
+
+static int
+members_cb(void *arg, const char *key, size_t keylen, const char *val, size_t vallen)
+{
+	struct members_seen *m = arg;
+	int n;
+
+	if (++m->calls == m->stop_at)
+		return -1;
+	n = snprintf(m->buf + m->len, sizeof(m->buf) - m->len, "<%.*s=%.*s>",
+	    (int)keylen, key, (int)vallen, val);
+	if (n > 0 && (size_t)n < sizeof(m->buf) - m->len)
+		m->len += (size_t)n;
+	return 0;
+}
+
+static void
+members_are(const char *doc, int want_ret, const char *want, const char *desc)
+{
+	struct members_seen m;
+	int r;
+
+	memset(&m, 0, sizeof(m));
+	r = json_check_members(doc, strlen(doc), members_cb, &m);
+	is_int(r, want_ret, "json_check_members: %s -> %d", desc, want_ret);
+	is_str(m.buf, want, "  members %s", want);
+}
+
+static void
+test_check_members(void)
+{
+	struct members_seen m;
+
+	members_are("{\"a\": {\"b\": 1}, \"c\" : [ 2 ] ,\"d\":\"x\\\"y\"}", 0,
+	    "<\"a\"={\"b\": 1}><\"c\"=[ 2 ]><\"d\"=\"x\\\"y\">",
+	    "top-level members only, spans as written");
+	members_are(" {} ", 0, "", "{}");
+	members_are("[{\"a\": 1}]", 0, "", "an array: no members");
+	members_are("\"a\"", 0, "", "a string: no members");
+	members_are("{\"a\": 1, \"b\": tru}", -1, "<\"a\"=1>",
+	    "invalid after a member: that member was seen");
+	members_are("{\"a\": -1.5e3, \"b\": null, \"c\": true}", 0,
+	    "<\"a\"=-1.5e3><\"b\"=null><\"c\"=true>", "numbers and words");
+	memset(&m, 0, sizeof(m));
+	m.stop_at = 2;
+	is_int(json_check_members("{\"a\": 1, \"b\": 2, \"c\": 3}", 24, members_cb, &m), -1,
+	    "json_check_members: the callback stops it -> -1");
+	is_int(m.calls, 2, "  no call after the stop");
 }
 
 /* ---------------------------------------------------------- reply_exec */
@@ -986,6 +1388,10 @@ main(void)
 	test_parse_invalid();
 	test_parse_not_object();
 	test_parse_fields();
+	test_parse_keys();
+	test_parse_ids();
+	test_parse_big();
+	test_check_members();
 	test_reply_code();
 	test_reply_utf8();
 	test_reply_escape();
