@@ -64,8 +64,9 @@ $(BUILD)/pyexec-fcgi: $(call obj,$(FCGI_SRCS))
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # ---- unit tests: each links the module it tests and nothing else ----
-UNIT = test_proto test_fcgi_req test_cfg test_sandbox
+UNIT = test_proto test_sess_client test_fcgi_req test_cfg test_sandbox
 test_proto_SRCS	    = sessions/proto.c
+test_sess_client_SRCS = sessions/sess_client.c sessions/proto.c common/log.c
 test_fcgi_req_SRCS  = fcgi_app/fcgi_req.c fcgi_app/fcgi_json.c sessions/proto.c
 test_fcgi_req_LIBS  = $(JSON_LIBS)
 test_cfg_SRCS	    = common/cfg.c common/log.c

@@ -12,6 +12,19 @@
 #include "proto.h"
 #include "sess_client.h"
 
+/*
+ * The bound of a health check, metrics or a delete.  The daemon answers them
+ * at once: one that has not in 5 s is stalled, and /health says so then, not
+ * after an execution's bound.
+ */
+#define SC_SIMPLE_MS	5000
+/*
+ * How far the timeout in force on the socket may be from the time a call has
+ * left before it is set again: calls with the same bound in a row then cost
+ * no system call, and a deadline is kept to within this.
+ */
+#define SC_SLACK_MS	50
+
 struct sess_client {
 	char		 sc_path[108];
 	int		 sc_fd;
@@ -19,6 +32,10 @@ struct sess_client {
 	unsigned	 sc_bound_ms;
 	uint32_t	 sc_max_stream;
 	int		 sc_used;	/* a request went through on this connection */
+	unsigned	 sc_snd_ms;	/* SO_SNDTIMEO in force, 0: none yet */
+	unsigned	 sc_rcv_ms;	/* SO_RCVTIMEO in force, 0: none yet */
+	uint64_t	 sc_deadline;	/* of the call under way (mono_ms) */
+	unsigned	 sc_call_ms;	/* that call's bound, for the log */
 	struct proto_msg sc_rx;
 };
 
@@ -54,34 +71,75 @@ sess_client_free(struct sess_client *sc)
 	free(sc);
 }
 
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Starts a call that may take bound_ms in all: connecting, sending, the reply. */
+static void
+sc_begin(struct sess_client *sc, unsigned bound_ms)
+{
+	sc->sc_call_ms = bound_ms;
+	sc->sc_deadline = mono_ms() + bound_ms;
+}
+
+/*
+ * Bounds the next wait on the socket by the time the call has left:
+ * SO_SNDTIMEO for connect and send (on a Unix socket it bounds connect too,
+ * which otherwise waits as long as the daemon's backlog is full), SO_RCVTIMEO
+ * for receive.  (The kernel's timer wheel may end such a wait late by up to
+ * an eighth of it: at HZ 250, 256 ms for 5 s.)  0, or -1 with errno ETIMEDOUT
+ * once the deadline has passed.
+ */
+static int
+sc_arm(struct sess_client *sc, int opt)
+{
+	unsigned *cur = opt == SO_SNDTIMEO ? &sc->sc_snd_ms : &sc->sc_rcv_ms;
+	struct timeval tv;
+	uint64_t now = mono_ms(), left;
+
+	if (now >= sc->sc_deadline) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	left = sc->sc_deadline - now;
+	if (*cur != 0 && *cur <= left + SC_SLACK_MS &&
+	    (uint64_t)*cur + SC_SLACK_MS >= left)
+		return 0;
+	/* Never 0 (left is at least 1): to the kernel that means no timeout. */
+	tv.tv_sec = left / 1000;
+	tv.tv_usec = (left % 1000) * 1000;
+	if (setsockopt(sc->sc_fd, SOL_SOCKET, opt, &tv, sizeof(tv)) == -1)
+		return -1;
+	*cur = (unsigned)left;
+	return 0;
+}
+
 static int
 sc_connect(struct sess_client *sc)
 {
 	struct sockaddr_un sa;
-	struct timeval tv;
-	int fd;
+	int saved;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	strcpy(sa.sun_path, sc->sc_path);	/* checked in sess_client_new */
-	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) == -1)
+	if ((sc->sc_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) == -1)
 		return -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
-		int saved = errno;
-
-		close(fd);
+	sc->sc_used = 0;
+	sc->sc_snd_ms = sc->sc_rcv_ms = 0;
+	if (sc_arm(sc, SO_SNDTIMEO) == -1 ||
+	    connect(sc->sc_fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+		saved = errno;
+		sc_disconnect(sc);
 		errno = saved;
 		return -1;
 	}
-	/* Replies are awaited in recvmsg itself, at most the bound per frame. */
-	tv.tv_sec = sc->sc_bound_ms / 1000;
-	tv.tv_usec = (sc->sc_bound_ms % 1000) * 1000;
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1) {
-		close(fd);
-		return -1;
-	}
-	sc->sc_fd = fd;
-	sc->sc_used = 0;
 	return 0;
 }
 
@@ -94,31 +152,27 @@ sess_reply_clear(struct sess_reply *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static uint64_t
-mono_ms(void)
+/* A wait that ended at the call's deadline: the socket's timeout, or sc_arm. */
+static int
+sc_timed_out(int err)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return err == EAGAIN || err == ETIMEDOUT;
 }
 
-/*
- * Receives the next frame of request reqid before the deadline (the socket's
- * SO_RCVTIMEO bounds each wait).  1, or -1.
- */
+/* Receives the next frame of request reqid before the call's deadline.  1, or -1. */
 static int
-sc_recv(struct sess_client *sc, uint32_t reqid, uint64_t deadline)
+sc_recv(struct sess_client *sc, uint32_t reqid)
 {
 	int r;
 
 	for (;;) {
-		r = proto_recv(sc->sc_fd, &sc->sc_rx);
-		if (r == -1 && errno == EINTR && mono_ms() < deadline)
+		r = sc_arm(sc, SO_RCVTIMEO) == -1 ? -1 : proto_recv(sc->sc_fd, &sc->sc_rx);
+		/* The timeout in force may end up to SC_SLACK_MS early. */
+		if (r == -1 && errno == EAGAIN && mono_ms() < sc->sc_deadline)
 			continue;
-		if (r == -1 && (errno == EAGAIN || errno == EINTR)) {
-			log_err("func=%s event=daemon_timeout bound_ms=%u", __func__,
-			    sc->sc_bound_ms);
+		if (r == -1 && sc_timed_out(errno)) {
+			log_err("func=%s event=daemon_timeout phase=reply bound_ms=%u",
+			    __func__, sc->sc_call_ms);
 			return -1;
 		}
 		if (r != 1) {
@@ -183,18 +237,35 @@ sc_send_req(struct sess_client *sc, uint8_t type, const void *p, size_t len,
 
 	for (attempt = 0; attempt < 2; attempt++) {
 		if (sc->sc_fd < 0 && sc_connect(sc) == -1) {
-			log_err("func=%s event=daemon_unreachable socket=%s errno=\"%s\"",
-			    __func__, sc->sc_path, strerror(errno));
+			if (sc_timed_out(errno))
+				log_err("func=%s event=daemon_timeout phase=connect "
+				    "socket=%s bound_ms=%u", __func__, sc->sc_path,
+				    sc->sc_call_ms);
+			else
+				log_err("func=%s event=daemon_unreachable socket=%s "
+				    "errno=\"%s\"", __func__, sc->sc_path, strerror(errno));
 			return -1;
 		}
-		if (proto_send_msg(sc->sc_fd, type, sc->sc_reqid, p, len, parts, nparts) == 0)
+		/*
+		 * A daemon that does not read (stopped, stuck) fills the socket.
+		 * Each frame of code too long for one waits at most what the
+		 * call had left here: a daemon that takes a frame now and then
+		 * is not stuck, and the reply's wait finds the deadline passed.
+		 */
+		if (sc_arm(sc, SO_SNDTIMEO) == 0 && proto_send_msg(sc->sc_fd, type,
+		    sc->sc_reqid, p, len, parts, nparts) == 0)
 			return 0;
 		if (!sc->sc_used || (errno != EPIPE && errno != ECONNRESET &&
 		    errno != ENOTCONN && errno != ECONNREFUSED))
 			break;
 		sc_disconnect(sc);
 	}
-	log_err("func=%s event=daemon_send_failed errno=\"%s\"", __func__, strerror(errno));
+	if (sc_timed_out(errno))
+		log_err("func=%s event=daemon_timeout phase=send bound_ms=%u", __func__,
+		    sc->sc_call_ms);
+	else
+		log_err("func=%s event=daemon_send_failed errno=\"%s\"", __func__,
+		    strerror(errno));
 	sc_disconnect(sc);
 	return -1;
 }
@@ -208,14 +279,13 @@ sc_fail(struct sess_client *sc, struct sess_reply *r)
 }
 
 static int
-sc_read_result(struct sess_client *sc, uint32_t reqid, uint64_t deadline,
-    struct sess_reply *r)
+sc_read_result(struct sess_client *sc, uint32_t reqid, struct sess_reply *r)
 {
 	struct proto_result pr;
 	uint32_t got[3] = { 0, 0, 0 };
 	int k;
 
-	if (sc_recv(sc, reqid, deadline) != 1)
+	if (sc_recv(sc, reqid) != 1)
 		return -1;
 	if (sc->sc_rx.pm_hdr.ph_type == PROTO_STATUS &&
 	    proto_payload_is(&sc->sc_rx, sizeof(struct proto_stat))) {
@@ -257,7 +327,7 @@ sc_read_result(struct sess_client *sc, uint32_t reqid, uint64_t deadline,
 	}
 	case 0:
 		for (;;) {
-			if (sc_recv(sc, reqid, deadline) != 1)
+			if (sc_recv(sc, reqid) != 1)
 				return -1;
 			if ((k = sc_take_data(r, &sc->sc_rx, got)) == -1)
 				return -1;
@@ -280,7 +350,6 @@ sess_client_exec(struct sess_client *sc, int mode, const uint8_t *id,
 {
 	struct proto_exec pe;
 	struct proto_part part;
-	uint64_t deadline;
 	uint32_t reqid;
 
 	memset(r, 0, sizeof(*r));
@@ -294,11 +363,11 @@ sess_client_exec(struct sess_client *sc, int mode, const uint8_t *id,
 	part.pp_stream = PROTO_STREAM_CODE;
 	part.pp_buf = code;
 	part.pp_len = len;
+	sc_begin(sc, sc->sc_bound_ms);
 	reqid = ++sc->sc_reqid;
 	if (sc_send_req(sc, PROTO_EXEC, &pe, sizeof(pe), &part, 1) == -1)
 		return sc_fail(sc, r);
-	deadline = mono_ms() + sc->sc_bound_ms;
-	if (sc_read_result(sc, reqid, deadline, r) == -1)
+	if (sc_read_result(sc, reqid, r) == -1)
 		return sc_fail(sc, r);
 	sc->sc_used = 1;
 	return 0;
@@ -311,10 +380,11 @@ sc_simple(struct sess_client *sc, uint8_t type, const void *p, size_t len,
 	uint32_t reqid;
 
 	memset(r, 0, sizeof(*r));
+	sc_begin(sc, SC_SIMPLE_MS);
 	reqid = ++sc->sc_reqid;
 	if (sc_send_req(sc, type, p, len, NULL, 0) == -1)
 		return sc_fail(sc, r);
-	if (sc_recv(sc, reqid, mono_ms() + 5000) != 1)
+	if (sc_recv(sc, reqid) != 1)
 		return sc_fail(sc, r);
 	if (sc->sc_rx.pm_hdr.ph_type == PROTO_STATUS &&
 	    proto_payload_is(&sc->sc_rx, sizeof(struct proto_stat)))

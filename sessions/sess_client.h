@@ -26,9 +26,12 @@ struct sess_reply {
 };
 
 /*
- * A client for the daemon at path; replies are awaited at most bound_ms, and
- * no stream may be longer than max_stream bytes.  Does not connect yet.
- * Returns NULL on allocation failure.
+ * A client for the daemon at path.  An execution may take bound_ms in all
+ * (connecting, sending the code, waiting for the reply), a delete, health
+ * check or metrics 5 s; past that the call fails and the connection is
+ * dropped, so that a late reply never answers a later request.  No stream
+ * may be longer than max_stream bytes.  Does not connect yet.  Returns NULL
+ * on allocation failure.
  */
 struct sess_client *sess_client_new(const char *path, unsigned bound_ms,
 	    uint32_t max_stream);
