@@ -308,25 +308,22 @@ static int		 conn_ep = -1;	/* listening socket + open connections */
 static int		 listen_tcp;	/* the listening socket is TCP, not Unix */
 static const char	*peer_allow;	/* FCGI_WEB_SERVER_ADDRS, TCP only */
 
-/*
- * Waits for the next input on a connection: armed until then, once.  A
- * connection libfcgi accepted itself (see fcgi_worker) is not in the set yet.
- */
+/* Waits for the next input on a connection: armed until then, once. */
 static void
 conn_arm(int fd, int op)
 {
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.fd = fd };
 
-	if (epoll_ctl(conn_ep, op, fd, &ev) == -1 && (op != EPOLL_CTL_MOD ||
-	    errno != ENOENT || epoll_ctl(conn_ep, EPOLL_CTL_ADD, fd, &ev) == -1)) {
+	if (epoll_ctl(conn_ep, op, fd, &ev) == -1) {
 		log_err("func=%s epoll_ctl errno=\"%s\"", __func__, strerror(errno));
 		close(fd);
 	}
 }
 
 /*
- * libfcgi's own accept honours FCGI_WEB_SERVER_ADDRS (the web servers'
- * addresses allowed to connect over TCP); so does this one.
+ * FCGI_WEB_SERVER_ADDRS lists the web servers' addresses allowed to connect
+ * over TCP, as for libfcgi's own accept, which is never used: it checks IPv4
+ * peers only.
  */
 static int
 conn_peer_allowed(int fd)
@@ -404,6 +401,29 @@ conn_next(void)
 }
 
 /*
+ * Whether a connection epoll reported holds input for libfcgi.  One the
+ * server closed is closed here, and one woken without input is armed again:
+ * libfcgi must be given only a connection with input to read (see
+ * fcgi_worker).  MSG_DONTWAIT: a connection is blocking for libfcgi.
+ */
+static int
+conn_has_input(int fd)
+{
+	ssize_t n;
+	char c;
+
+	while ((n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT)) == -1 && errno == EINTR)
+		;
+	if (n == 1)
+		return 1;
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		conn_arm(fd, EPOLL_CTL_MOD);
+	else
+		close(fd);	/* the end of the connection (0), or a reset */
+	return 0;
+}
+
+/*
  * The end of a request.  libfcgi ends a connection with a lingering close:
  * shutdown, then wait for the web server to close its end.  That protects
  * a reply from a reset while the server still has input in flight; once the
@@ -425,9 +445,10 @@ fcgi_end(FCGX_Request *rq)
 		at_eof = (cl == NULL || strtoull(cl, NULL, 10) == 0) &&
 		    FCGX_GetChar(rq->in) == EOF && FCGX_HasSeenEOF(rq->in) == EOF;
 	}
-	if (!at_eof)
+	if (!at_eof) {
 		rq->keepConnection = 0;
-	else if (!rq->keepConnection)
+		(void)FCGX_Attach(rq);	/* the lingering close */
+	} else if (!rq->keepConnection)
 		(void)FCGX_Detach(rq);
 	FCGX_Finish_r(rq);
 	if (rq->ipcFd >= 0)
@@ -440,25 +461,32 @@ fcgi_worker(void *arg)
 {
 	struct sess_client *sc;
 	FCGX_Request rq;
-	int r;
+	int fd;
 
 	(void)arg;
 	if ((sc = sess_client_new(cfg.socket, reply_bound_ms, cfg.output_limit)) == NULL)
 		fatalx("out of memory");
-	if (FCGX_InitRequest(&rq, FCGI_LISTENSOCK_FILENO, 0) != 0)
+	/*
+	 * No listening socket for libfcgi (-1).  Given a connection that yields
+	 * no request (closed, or not FastCGI), FCGX_Accept_r closes it and
+	 * accepts on its request's listening socket; that accept would check
+	 * FCGI_WEB_SERVER_ADDRS for IPv4 peers only, letting any IPv6 one in
+	 * (v4-mapped too), and wait up to 2 s for a Unix peer's first byte.  On
+	 * -1 it fails at once (EBADF): every connection is accepted and checked
+	 * in conn_next, none by libfcgi.
+	 */
+	if (FCGX_InitRequest(&rq, -1, 0) != 0)
 		fatalx("FCGX_InitRequest failed");
 	for (;;) {
-		/*
-		 * libfcgi reads the request from the connection it is given.  A
-		 * connection the server closed ends in libfcgi's accept on the
-		 * (non-blocking) listening socket: that gives a new connection,
-		 * which is served, or EAGAIN, and the thread goes back to idle.
-		 */
-		rq.ipcFd = conn_next();
+		if (!conn_has_input(fd = conn_next()))
+			continue;
+		rq.ipcFd = fd;
 		rq.keepConnection = 1;	/* nothing for FCGX_Accept_r to finish */
-		if ((r = FCGX_Accept_r(&rq)) < 0) {
-			if (r != -EAGAIN && r != -EINTR)
-				log_warn("event=connection_error errno=\"%s\"", strerror(-r));
+		/* One that yields no request is closed at once, not lingered on. */
+		(void)FCGX_Detach(&rq);
+		if (FCGX_Accept_r(&rq) < 0) {
+			/* libfcgi closed it; its accept on -1 failed. */
+			log_warn("event=connection_error error=\"no FastCGI request on it\"");
 			rq.ipcFd = -1;
 			continue;
 		}

@@ -7,8 +7,9 @@
 # even when more connections sit idle than the worker has threads), one the
 # server closes frees its thread, and one whose input was left unread is
 # closed after its reply instead of carrying garbage into the next request.
-# Over TCP, FCGI_WEB_SERVER_ADDRS lets in only the web servers it lists.
-# Spoken to workers of our own with two threads, as a web server would.
+# Over TCP, FCGI_WEB_SERVER_ADDRS lets in only the web servers it lists, on
+# every path to a new connection.  Spoken to workers of our own with two
+# threads, as a web server would.
 . "$(dirname "$0")/../lib.sh"
 
 dir=/run/pyexec-dev/${PYEXEC_PORT:-18700}
@@ -42,6 +43,7 @@ check "... at once (${ms:-?} ms), not after a connection times out" [ "${ms:-999
 out=$(fc hangup 10)
 assert_eq "10 kept connections the server closed: the threads serve again" \
     "$out" 'Status: 200 OK {"status": "healthy"}'
+check "... closed quietly, not taken for broken ones" bash -c "! grep -q event=connection_error '$T_TMP/fcgi.log'"
 
 out=$(fc leftover)
 assert_eq "a body over the limit on a kept connection: the JSON 413" \
@@ -50,32 +52,59 @@ assert_eq "... then the connection is closed, its unread input with it" "$(print
 assert_match "... and the next connection is served" "$(printf '%s\n' "$out" | sed -n 3p)" '^Status: 200 OK .*"stdout": "7\\n"}$'
 
 # Over TCP, FCGI_WEB_SERVER_ADDRS lists the web servers allowed to connect.
-tport=18743	# 18743-18745: within the range the scripts' own listeners use
-FCGI_WEB_SERVER_ADDRS=192.0.2.1,127.0.0.1 spawn-fcgi -n -a 127.0.0.1 -p $tport -u www-data -g www-data \
-    -- "$dir/bin/pyexec-fcgi" -c "$dir/pyexec.conf" --fcgi_threads=2 2>"$T_TMP/tcp-ok.log" &
-ok_pid=$!
-FCGI_WEB_SERVER_ADDRS=192.0.2.1 spawn-fcgi -n -a 127.0.0.1 -p $((tport + 1)) -u www-data -g www-data \
-    -- "$dir/bin/pyexec-fcgi" -c "$dir/pyexec.conf" --fcgi_threads=2 2>"$T_TMP/tcp-no.log" &
-no_pid=$!
-trap 'kill $fcgi_pid $ok_pid $no_pid 2>/dev/null; t_cleanup' EXIT
-sleep 0.5
+# One worker at a time on one port.
+tport=${PYEXEC_FCGI_TCP_PORT:-18743}	# within the range the scripts' own listeners use
+tcp_pid=
+trap 'kill $fcgi_pid $tcp_pid 2>/dev/null; t_cleanup' EXIT
+# tcp_start ADDRESS ALLOWED LOGNAME [option ...]
+tcp_start() {
+	local addr=$1 allow=$2 log=$3 i
+	shift 3
+	FCGI_WEB_SERVER_ADDRS=$allow spawn-fcgi -n -a "$addr" -p "$tport" -u www-data -g www-data \
+	    -- "$dir/bin/pyexec-fcgi" -c "$dir/pyexec.conf" --fcgi_threads=2 --fcgi_processes=1 "$@" \
+	    2>"$T_TMP/$log.log" &
+	tcp_pid=$!
+	for ((i = 0; i < 100; i++)); do
+		tcp_listening && return
+		sleep 0.05
+	done
+}
+tcp_stop() { kill "$tcp_pid" 2>/dev/null; wait "$tcp_pid" 2>/dev/null; tcp_pid=; }
+tcp_listening() {
+	awk -v port=":$(printf %04X "$tport")" '$2 ~ port "$" && $4 == "0A" { found = 1 }
+	    END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+tcp_start 127.0.0.1 192.0.2.1,127.0.0.1 tcp-ok
 assert_eq "over TCP from an address FCGI_WEB_SERVER_ADDRS lists: served" \
     "$(fc_at "tcp:127.0.0.1:$tport" one)" 'Status: 200 OK {"status": "healthy"}'
+tcp_stop
+tcp_start 127.0.0.1 192.0.2.1 tcp-no
 assert_eq "over TCP from an address it does not list: closed unanswered" \
-    "$(fc_at "tcp:127.0.0.1:$((tport + 1))" one)" refused
+    "$(fc_at "tcp:127.0.0.1:$tport" one)" refused
 check "... and logged" grep -q "event=peer_refused addr=127.0.0.1" "$T_TMP/tcp-no.log"
+tcp_stop
 # A dual-stack socket: an IPv4 client is listed by its IPv4 address, ::1 is not listed.
 if grep -qs '^0\{31\}1 .* lo$' /proc/net/if_inet6; then
-	FCGI_WEB_SERVER_ADDRS=127.0.0.1 spawn-fcgi -n -a :: -p 18745 -u www-data -g www-data \
-	    -- "$dir/bin/pyexec-fcgi" -c "$dir/pyexec.conf" --fcgi_threads=2 2>"$T_TMP/tcp-v6.log" &
-	v6_pid=$!
-	trap 'kill $fcgi_pid $ok_pid $no_pid $v6_pid 2>/dev/null; t_cleanup' EXIT
-	sleep 0.5
+	tcp_start :: 127.0.0.1 tcp-v6
 	assert_eq "dual-stack socket: the listed IPv4 client is served" \
-	    "$(fc_at tcp:127.0.0.1:18745 one)" 'Status: 200 OK {"status": "healthy"}'
-	assert_eq "dual-stack socket: ::1, not listed, is closed unanswered" "$(fc_at "tcp:[::1]:18745" one)" refused
+	    "$(fc_at "tcp:127.0.0.1:$tport" one)" 'Status: 200 OK {"status": "healthy"}'
+	assert_eq "dual-stack socket: ::1, not listed, is closed unanswered" "$(fc_at "tcp:[::1]:$tport" one)" refused
+	tcp_stop
+	# libfcgi, given a connection that yields no request, accepts on the
+	# listening socket itself and lets any IPv6 peer in: a kept connection
+	# the server closes while ::1 waits in the backlog, one thread.
+	tcp_start :: 127.0.0.1 tcp-fallback --fcgi_threads=1
+	out=$(fc_at "tcp:127.0.0.1:$tport" fallback "tcp:[::1]:$tport")
+	assert_match "a kept connection closed while ::1 waits: the busy request answered" \
+	    "$(printf '%s\n' "$out" | sed -n 1p)" '^Status: 200 OK .*"stdout": "5\\n"}$'
+	assert_eq "... then ::1, not listed, is closed unanswered all the same" \
+	    "$(printf '%s\n' "$out" | sed -n 2p)" refused
+	check "... and logged" grep -q "event=peer_refused addr=::1" "$T_TMP/tcp-fallback.log"
+	tcp_stop
 else
 	skip "no IPv6 on this machine: the dual-stack case"
+	skip "no IPv6 on this machine: the kept connection closed while ::1 waits"
 fi
 
 check "the worker is still running" kill -0 "$fcgi_pid"
