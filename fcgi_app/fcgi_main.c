@@ -431,25 +431,44 @@ conn_has_input(int fd)
  * one more sleep and wake-up per request: then the connection is closed at
  * once, or kept if the server asked for that.  A request without a body has
  * only the empty end-of-input record left, which the server sends with the
- * parameters.  A kept connection with input left unread cannot carry the
- * next request: it gets the lingering close.
+ * parameters.
+ *
+ * Input left unread (a body refused for its announced length, its type, its
+ * path or its method) is read here and dropped before the reply ends, up to
+ * a bound, so that a kept connection carries the next request.  Closing it
+ * instead would lose that request: a web server puts a connection back in
+ * its pool once it sent the whole request, possibly before our close, sends
+ * the next one on it, and retries no POST.  The bound is max_body or
+ * DRAIN_MIN, the larger: the shipped web server configurations let bodies up
+ * to 8 MiB through (nginx client_max_body_size, Apache LimitRequestBody,
+ * lighttpd server.max-request-size) so that pyexec answers its own 413 past
+ * max_body; every request a server could follow with another on the same
+ * connection ends within it.  Beyond it (announced, or sent) the server is
+ * still sending and will not reuse the connection: it gets the lingering
+ * close.  Dropping 8 MiB costs milliseconds of copying, and the body comes
+ * at once: web servers buffer a whole body before they pass it on.
  */
+#define DRAIN_MIN	(8UL << 20)
+
 static void
 fcgi_end(FCGX_Request *rq)
 {
-	const char *cl;
-	int at_eof = FCGX_HasSeenEOF(rq->in) == EOF;
+	const char *cl = FCGX_GetParam("CONTENT_LENGTH", rq->envp);
+	size_t bound = cfg.max_body > DRAIN_MIN ? cfg.max_body : DRAIN_MIN;
+	size_t dropped = 0;
+	char buf[8192];
+	int n;
 
-	if (!at_eof) {
-		cl = FCGX_GetParam("CONTENT_LENGTH", rq->envp);
-		at_eof = (cl == NULL || strtoull(cl, NULL, 10) == 0) &&
-		    FCGX_GetChar(rq->in) == EOF && FCGX_HasSeenEOF(rq->in) == EOF;
-	}
-	if (!at_eof) {
+	if (cl != NULL && strtoull(cl, NULL, 10) > bound)
+		dropped = bound + 1;	/* it cannot end within the bound */
+	while (dropped <= bound && FCGX_HasSeenEOF(rq->in) != EOF &&
+	    (n = FCGX_GetStr(buf, sizeof(buf), rq->in)) > 0)
+		dropped += n;
+	/* On a read error (also "seen EOF") libfcgi closes it, at once. */
+	if (FCGX_GetError(rq->in) == 0 && FCGX_HasSeenEOF(rq->in) != EOF) {
 		rq->keepConnection = 0;
 		(void)FCGX_Attach(rq);	/* the lingering close */
-	} else if (!rq->keepConnection)
-		(void)FCGX_Detach(rq);
+	}
 	FCGX_Finish_r(rq);
 	if (rq->ipcFd >= 0)
 		conn_arm(rq->ipcFd, EPOLL_CTL_MOD);
@@ -482,7 +501,10 @@ fcgi_worker(void *arg)
 			continue;
 		rq.ipcFd = fd;
 		rq.keepConnection = 1;	/* nothing for FCGX_Accept_r to finish */
-		/* One that yields no request is closed at once, not lingered on. */
+		/*
+		 * Closed at once, not lingered on: one that yields no request,
+		 * and one whose request's input was read to its end (fcgi_end).
+		 */
 		(void)FCGX_Detach(&rq);
 		if (FCGX_Accept_r(&rq) < 0) {
 			/* libfcgi closed it; its accept on -1 failed. */

@@ -5,8 +5,10 @@
 # request.  Kept connections carry request after request, an idle connection
 # never holds a thread (a request on a new connection is answered at once
 # even when more connections sit idle than the worker has threads), one the
-# server closes frees its thread, and one whose input was left unread is
-# closed after its reply instead of carrying garbage into the next request.
+# server closes frees its thread, one whose body was answered unread has that
+# body read to its end and carries the next request, and one with more
+# unread input than that is closed after its reply instead of carrying
+# garbage into the next request.
 # Over TCP, FCGI_WEB_SERVER_ADDRS lets in only the web servers it lists, on
 # every path to a new connection.  Spoken to workers of our own with two
 # threads, as a web server would.
@@ -45,8 +47,15 @@ assert_eq "10 kept connections the server closed: the threads serve again" \
     "$out" 'Status: 200 OK {"status": "healthy"}'
 check "... closed quietly, not taken for broken ones" bash -c "! grep -q event=connection_error '$T_TMP/fcgi.log'"
 
+out=$(fc unread)
+assert_eq "bodies answered unread on a kept connection: 415, 413 (3 MiB announced), 404, 405" \
+    "$(printf '%s\n' "$out" | sed -n 1,4p)" "$(printf '%s\n' 'Status: 415 Unsupported Media Type' \
+    'Status: 413 Payload Too Large' 'Status: 404 Not Found' 'Status: 405 Method Not Allowed')"
+assert_eq "... their input read to its end, the connection is kept" "$(printf '%s\n' "$out" | sed -n 5p)" "still open"
+assert_match "... and carries the next request" "$(printf '%s\n' "$out" | sed -n 6p)" '^Status: 200 OK .*"stdout": "7\\n"}$'
+
 out=$(fc leftover)
-assert_eq "a body over the limit on a kept connection: the JSON 413" \
+assert_eq "a body announced past what is read to its end (64 MiB) on a kept connection: the JSON 413" \
     "$(printf '%s\n' "$out" | sed -n 1p)" 'Status: 413 Payload Too Large {"error": "request body too large"}'
 assert_eq "... then the connection is closed, its unread input with it" "$(printf '%s\n' "$out" | sed -n 2p)" "closed"
 assert_match "... and the next connection is served" "$(printf '%s\n' "$out" | sed -n 3p)" '^Status: 200 OK .*"stdout": "7\\n"}$'
