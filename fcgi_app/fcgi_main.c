@@ -520,13 +520,7 @@ fcgi_worker(void *arg)
 
 static void	fcgi_serve(void);
 
-static volatile sig_atomic_t stop_signal;
-
-static void
-fcgi_on_stop(int sig)
-{
-	stop_signal = sig;
-}
+static sigset_t	spawn_mask;	/* the signal mask a worker starts with */
 
 static pid_t
 fcgi_spawn(pid_t master)
@@ -538,6 +532,7 @@ fcgi_spawn(pid_t master)
 	/* A worker never outlives its supervisor. */
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
+	sigprocmask(SIG_SETMASK, &spawn_mask, NULL);
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != master)
 		_exit(1);
 	fcgi_serve();
@@ -545,51 +540,109 @@ fcgi_spawn(pid_t master)
 }
 
 /*
+ * A slot's next start after a failed one (fork failed, or the worker died
+ * within RESPAWN_QUICK_MS of its start): RESPAWN_MIN_MS, doubled each time
+ * up to RESPAWN_MAX_MS.  A fork fails for lack of processes or memory, which
+ * a retry at once would not find, and a worker that dies at once must not
+ * spin us.
+ */
+#define RESPAWN_MIN_MS		100
+#define RESPAWN_MAX_MS		10000
+#define RESPAWN_QUICK_MS	1000
+
+struct fcgi_kid {
+	pid_t		pid;		/* -1: none, due at due_ms */
+	uint64_t	born_ms;
+	uint64_t	due_ms;
+	unsigned	delay_ms;	/* before the next start, when this one fails */
+};
+
+/* No worker in this slot until its next start. */
+static void
+fcgi_kid_later(struct fcgi_kid *k, uint64_t now)
+{
+	k->pid = -1;
+	k->due_ms = now + k->delay_ms;
+	k->delay_ms = k->delay_ms >= RESPAWN_MAX_MS / 2 ? RESPAWN_MAX_MS :
+	    k->delay_ms * 2;
+}
+
+/*
  * fcgi_processes > 1: this process keeps that many workers accepting on the
  * inherited socket, and replaces any that dies (a crash, a kill -9), so a
  * process manager that starts pyexec-fcgi once still gets its workers back.
- * Never returns.
+ * A worker that could not be started is retried until it is.  The
+ * supervisor waits with its signals blocked, in sigtimedwait: for a worker's
+ * exit, a stop, or the next start due.  Never returns.
  */
 static void
 fcgi_supervise(void)
 {
-	struct sigaction sa;
-	pid_t master = getpid(), *kids, pid;
+	struct fcgi_kid *kids, *k;
+	struct timespec ts;
+	sigset_t set;
+	pid_t master = getpid(), pid;
+	uint64_t now, next;
 	unsigned i, n = cfg.fcgi_processes;
-	int st;
+	int sig = 0, st;
 
 	if ((kids = calloc(n, sizeof(*kids))) == NULL)
 		fatal("calloc");
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = fcgi_on_stop;	/* no SA_RESTART: waitpid returns */
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	for (i = 0; i < n; i++)
-		if ((kids[i] = fcgi_spawn(master)) == -1)
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, &spawn_mask) == -1)
+		fatal("sigprocmask");
+	now = mono_us() / 1000;
+	for (i = 0; i < n; i++) {
+		if ((kids[i].pid = fcgi_spawn(master)) == -1)
 			fatal("fork");
+		kids[i].born_ms = now;
+		kids[i].delay_ms = RESPAWN_MIN_MS;
+	}
 	log_info("event=supervising workers=%u", n);
-	while (!stop_signal) {
-		if ((pid = waitpid(-1, &st, 0)) == -1)
-			continue;
-		for (i = 0; i < n; i++) {
-			if (kids[i] != pid)
+	while (sig != SIGTERM && sig != SIGINT) {
+		now = mono_us() / 1000;
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+			for (i = 0; i < n && kids[i].pid != pid; i++)
+				;
+			if (i == n)
 				continue;
 			log_warn("event=worker_exit pid=%d status=%d signal=%d", (int)pid,
 			    WIFEXITED(st) ? WEXITSTATUS(st) : -1,
 			    WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-			if (stop_signal)
-				break;
-			usleep(100000);	/* a worker that dies at once must not spin us */
-			if ((kids[i] = fcgi_spawn(master)) == -1)
-				log_err("func=%s fork errno=\"%s\"", __func__, strerror(errno));
+			if (now - kids[i].born_ms >= RESPAWN_QUICK_MS)
+				kids[i].delay_ms = RESPAWN_MIN_MS;
+			fcgi_kid_later(&kids[i], now);
 		}
+		next = UINT64_MAX;
+		for (i = 0; i < n; i++) {
+			k = &kids[i];
+			if (k->pid == -1 && k->due_ms <= now) {
+				if ((k->pid = fcgi_spawn(master)) == -1) {
+					log_err("event=worker_fork_failed errno=\"%s\" retry_ms=%u",
+					    strerror(errno), k->delay_ms);
+					fcgi_kid_later(k, now);
+				} else
+					k->born_ms = now;
+			}
+			if (k->pid == -1 && k->due_ms < next)
+				next = k->due_ms;
+		}
+		if (next != UINT64_MAX) {
+			ts.tv_sec = (next - now) / 1000;
+			ts.tv_nsec = (long)((next - now) % 1000) * 1000000;
+		}
+		/* -1: the time came (EAGAIN), or EINTR. */
+		sig = sigtimedwait(&set, NULL, next != UINT64_MAX ? &ts : NULL);
 	}
 	for (i = 0; i < n; i++)
-		if (kids[i] > 0)
-			kill(kids[i], SIGTERM);
+		if (kids[i].pid > 0)
+			kill(kids[i].pid, SIGTERM);
 	while (wait(NULL) > 0)
 		;
-	log_info("event=stopped signal=%d", (int)stop_signal);
+	log_info("event=stopped signal=%d", sig);
 	exit(0);
 }
 

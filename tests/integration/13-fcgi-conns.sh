@@ -116,6 +116,47 @@ else
 	skip "no IPv6 on this machine: the kept connection closed while ::1 waits"
 fi
 
+# fcgi_processes > 1: the supervisor replaces a worker that dies, and one it
+# could not start (fork failing at the process limit) it starts later,
+# sleeping meanwhile, also with no worker left.  The limit is set as the
+# workers' user: root here may lack CAP_SYS_RESOURCE.
+as_www() { setpriv --reuid=www-data --regid=www-data --clear-groups "$@"; }
+workers() { pgrep -P "$sup_pid" | sort | tr '\n' ' '; }
+# wait_workers N TENTHS: until the supervisor has N workers.
+wait_workers() {
+	local i
+	for ((i = 0; i < $2; i++)); do
+		[ "$(workers | wc -w)" = "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$sup_pid/stat"; }
+sup_sock=$T_TMP/sup.sock
+spawn-fcgi -n -s "$sup_sock" -M 0600 -u www-data -g www-data -- "$dir/bin/pyexec-fcgi" \
+    -c "$dir/pyexec.conf" --fcgi_threads=2 --fcgi_processes=2 2>"$T_TMP/sup.log" &
+sup_pid=$!
+trap 'kill $fcgi_pid $tcp_pid $sup_pid 2>/dev/null; t_cleanup' EXIT
+wait_workers 2 50
+before=$(workers)
+kill -KILL "${before%% *}"
+check "a killed worker is replaced" wait_workers 2 30
+check "... by a new one" [ "$(workers)" != "$before" ]
+nproc=$(as_www prlimit --pid "$sup_pid" --nproc --output SOFT --noheadings | tr -d ' ')
+as_www prlimit --pid "$sup_pid" --nproc=0:
+kill -KILL $(workers)
+sleep 1.5
+check "both workers killed, fork failing: the supervisor retries" \
+    [ "$(grep -c event=worker_fork_failed "$T_TMP/sup.log")" -ge 2 ]
+t0=$(cpu_ticks)
+sleep 1
+t1=$(cpu_ticks)
+check "... and sleeps in between, with no worker left ($((t1 - t0)) ticks of CPU in 1 s)" [ $((t1 - t0)) -lt 10 ]
+as_www prlimit --pid "$sup_pid" --nproc="$nproc":
+check "once fork works again, both workers are back" wait_workers 2 150
+assert_eq "... and serve" "$(fc_at "$sup_sock" one)" 'Status: 200 OK {"status": "healthy"}'
+kill "$sup_pid"
+
 check "the worker is still running" kill -0 "$fcgi_pid"
 check "no error and no sanitizer report in its log" bash -c "! grep -E 'level=(error|fatal)|Sanitizer|runtime error' '$T_TMP/fcgi.log'"
 t_done
