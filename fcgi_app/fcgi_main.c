@@ -9,7 +9,9 @@
  */
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 
 #include <arpa/inet.h>
@@ -18,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -308,6 +311,129 @@ static int		 conn_ep = -1;	/* listening socket + open connections */
 static int		 listen_tcp;	/* the listening socket is TCP, not Unix */
 static const char	*peer_allow;	/* FCGI_WEB_SERVER_ADDRS, TCP only */
 
+/*
+ * How many.  Idle kept connections are never closed here: a server may be
+ * sending its next request on one as we close it, and it retries no POST;
+ * it closes the ones it no longer wants itself (nginx's upstream
+ * keepalive_timeout).  But every one costs a descriptor, and a process that
+ * ran out of them could neither accept nor reach the daemon.  So a process
+ * holds at most conn_max connections: its descriptor limit less one per
+ * thread (its daemon connection) and CONN_RESERVE of its own.  At the limit
+ * the listening socket leaves the epoll set and new connections wait in
+ * the backlog until one closes.  An accept that fails all the same (out of
+ * descriptors or memory) takes it out for a back-off, ACCEPT_BACKOFF_MIN_MS
+ * doubled up to ACCEPT_BACKOFF_MAX_MS, after which a thread woken by
+ * accept_timer puts it back; such failures are logged once in LOG_EVERY_US.
+ */
+#define CONN_RESERVE		32
+#define ACCEPT_BACKOFF_MIN_MS	10
+#define ACCEPT_BACKOFF_MAX_MS	1000
+#define LOG_EVERY_US		(10 * 1000000ULL)
+
+static pthread_mutex_t	 conn_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned		 conn_open;	/* the connections this process holds */
+static unsigned		 conn_max = UINT_MAX;
+static int		 listen_polled;	/* the listening socket is in conn_ep */
+static int		 accept_timer = -1;	/* timerfd: the end of a back-off */
+static unsigned		 accept_backoff_ms;	/* 0: none since the last accept */
+static int		 accept_paused;
+static unsigned		 accept_failures;	/* since the last log line */
+static uint64_t		 accept_logged_us, limit_logged_us;
+
+/* The listening socket in the set or not, as the count and a back-off say. */
+static void
+listen_update(void)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = FCGI_LISTENSOCK_FILENO };
+	int want = conn_open < conn_max && !accept_paused;
+	uint64_t now;
+
+	if (want == listen_polled)
+		return;
+	if (epoll_ctl(conn_ep, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
+	    FCGI_LISTENSOCK_FILENO, &ev) == -1)
+		fatal("epoll_ctl on the listening socket");
+	listen_polled = want;
+	if (want || conn_open < conn_max)
+		return;
+	now = mono_us();
+	if (limit_logged_us == 0 || now - limit_logged_us >= LOG_EVERY_US) {
+		log_warn("event=connection_limit open=%u max=%u", conn_open, conn_max);
+		limit_logged_us = now;
+	}
+}
+
+static void
+conn_opened(void)
+{
+	pthread_mutex_lock(&conn_lock);
+	conn_open++;
+	accept_backoff_ms = 0;
+	listen_update();
+	pthread_mutex_unlock(&conn_lock);
+}
+
+/* A connection is closed (by libfcgi, or conn_close). */
+static void
+conn_closed(void)
+{
+	pthread_mutex_lock(&conn_lock);
+	conn_open--;
+	listen_update();
+	pthread_mutex_unlock(&conn_lock);
+}
+
+static void
+conn_close(int fd)
+{
+	close(fd);
+	conn_closed();
+}
+
+/* accept(2) failed with err, and would again at once. */
+static void
+accept_failed(int err)
+{
+	struct itimerspec its = { .it_value = { 0, 0 } };
+	uint64_t now = mono_us();
+
+	pthread_mutex_lock(&conn_lock);
+	if (!accept_paused) {
+		accept_backoff_ms = accept_backoff_ms == 0 ? ACCEPT_BACKOFF_MIN_MS :
+		    accept_backoff_ms >= ACCEPT_BACKOFF_MAX_MS / 2 ?
+		    ACCEPT_BACKOFF_MAX_MS : accept_backoff_ms * 2;
+		its.it_value.tv_sec = accept_backoff_ms / 1000;
+		its.it_value.tv_nsec = (long)(accept_backoff_ms % 1000) * 1000000;
+		if (timerfd_settime(accept_timer, 0, &its, NULL) == -1)
+			fatal("timerfd_settime");
+		accept_paused = 1;
+		listen_update();
+	}
+	accept_failures++;
+	if (accept_logged_us == 0 || now - accept_logged_us >= LOG_EVERY_US) {
+		log_err("event=accept_failed errno=\"%s\" times=%u open=%u retry_ms=%u",
+		    strerror(err), accept_failures, conn_open, accept_backoff_ms);
+		accept_failures = 0;
+		accept_logged_us = now;
+	}
+	pthread_mutex_unlock(&conn_lock);
+}
+
+/* The back-off's end: accept again. */
+static void
+accept_resume(void)
+{
+	uint64_t n;
+
+	/* Another thread woken by the same expiry finds it read. */
+	if (read(accept_timer, &n, sizeof(n)) != sizeof(n))
+		return;
+	pthread_mutex_lock(&conn_lock);
+	accept_paused = 0;
+	listen_update();
+	pthread_mutex_unlock(&conn_lock);
+}
+
 /* Waits for the next input on a connection: armed until then, once. */
 static void
 conn_arm(int fd, int op)
@@ -316,7 +442,7 @@ conn_arm(int fd, int op)
 
 	if (epoll_ctl(conn_ep, op, fd, &ev) == -1) {
 		log_err("func=%s epoll_ctl errno=\"%s\"", __func__, strerror(errno));
-		close(fd);
+		conn_close(fd);
 	}
 }
 
@@ -378,14 +504,32 @@ conn_next(void)
 				fatal("epoll_wait");
 			continue;
 		}
+		if (ev.data.fd == accept_timer) {
+			accept_resume();
+			continue;
+		}
 		if (ev.data.fd != FCGI_LISTENSOCK_FILENO)
 			return ev.data.fd;
 		if ((fd = accept4(FCGI_LISTENSOCK_FILENO, NULL, NULL, SOCK_CLOEXEC)) == -1) {
-			/* EAGAIN: another thread took it. */
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-				/* Out of descriptors: connections wait in the backlog. */
-				log_err("func=%s accept errno=\"%s\"", __func__, strerror(errno));
-				usleep(10000);
+			switch (errno) {
+			case EAGAIN:		/* another thread took it */
+			case EINTR:
+			case ECONNABORTED:
+			/* The new connection's own errors (accept(2)): try again. */
+			case EPROTO:
+			case EPERM:
+			case ENETDOWN:
+			case ENOPROTOOPT:
+			case EHOSTDOWN:
+			case ENONET:
+			case EHOSTUNREACH:
+			case EOPNOTSUPP:
+			case ENETUNREACH:
+				break;
+			default:
+				/* EMFILE, ENFILE, ENOBUFS, ENOMEM: it stays in the backlog. */
+				accept_failed(errno);
+				break;
 			}
 			continue;
 		}
@@ -396,6 +540,7 @@ conn_next(void)
 			}
 			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		}
+		conn_opened();
 		conn_arm(fd, EPOLL_CTL_ADD);
 	}
 }
@@ -419,7 +564,7 @@ conn_has_input(int fd)
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		conn_arm(fd, EPOLL_CTL_MOD);
 	else
-		close(fd);	/* the end of the connection (0), or a reset */
+		conn_close(fd);	/* the end of the connection (0), or a reset */
 	return 0;
 }
 
@@ -472,6 +617,8 @@ fcgi_end(FCGX_Request *rq)
 	FCGX_Finish_r(rq);
 	if (rq->ipcFd >= 0)
 		conn_arm(rq->ipcFd, EPOLL_CTL_MOD);
+	else
+		conn_closed();
 	rq->ipcFd = -1;
 }
 
@@ -509,6 +656,7 @@ fcgi_worker(void *arg)
 		if (FCGX_Accept_r(&rq) < 0) {
 			/* libfcgi closed it; its accept on -1 failed. */
 			log_warn("event=connection_error error=\"no FastCGI request on it\"");
+			conn_closed();
 			rq.ipcFd = -1;
 			continue;
 		}
@@ -689,9 +837,11 @@ fcgi_serve(void)
 {
 	struct sockaddr_storage ss;
 	struct epoll_event ev;
+	struct rlimit rl;
 	pthread_attr_t attr;
 	socklen_t sl;
 	pthread_t *tids;
+	rlim_t reserve = (rlim_t)cfg.fcgi_threads + CONN_RESERVE;
 	unsigned i;
 	int fl;
 
@@ -707,6 +857,22 @@ fcgi_serve(void)
 	ev.data.fd = FCGI_LISTENSOCK_FILENO;
 	if (epoll_ctl(conn_ep, EPOLL_CTL_ADD, FCGI_LISTENSOCK_FILENO, &ev) == -1)
 		fatal("epoll_ctl on the listening socket");
+	listen_polled = 1;
+	if ((accept_timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)) == -1)
+		fatal("timerfd_create");
+	ev.events = EPOLLIN;
+	ev.data.fd = accept_timer;
+	if (epoll_ctl(conn_ep, EPOLL_CTL_ADD, accept_timer, &ev) == -1)
+		fatal("epoll_ctl on the timer");
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		if (rl.rlim_cur < reserve + 16) {
+			log_warn("event=nofile_low nofile=%llu threads=%u max_connections=16 "
+			    "hint=\"raise the open files limit\"", (unsigned long long)rl.rlim_cur,
+			    cfg.fcgi_threads);
+			conn_max = 16;
+		} else if (rl.rlim_cur - reserve < UINT_MAX)
+			conn_max = (unsigned)(rl.rlim_cur - reserve);
+	}
 	sl = sizeof(ss);
 	listen_tcp = getsockname(FCGI_LISTENSOCK_FILENO, (struct sockaddr *)&ss, &sl) == 0 &&
 	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
@@ -717,7 +883,8 @@ fcgi_serve(void)
 	for (i = 0; i < cfg.fcgi_threads; i++)
 		if (pthread_create(&tids[i], &attr, fcgi_worker, NULL) != 0)
 			fatal("pthread_create");
-	log_info("event=started threads=%u socket=%s", cfg.fcgi_threads, cfg.socket);
+	log_info("event=started threads=%u max_connections=%u socket=%s", cfg.fcgi_threads,
+	    conn_max, cfg.socket);
 	for (i = 0; i < cfg.fcgi_threads; i++)
 		pthread_join(tids[i], NULL);
 	free(tids);

@@ -116,11 +116,49 @@ else
 	skip "no IPv6 on this machine: the kept connection closed while ::1 waits"
 fi
 
+# Descriptors.  A worker holds at most its open files limit less one per
+# thread and 32 connections (64 - 2 - 32 = 30 here): the others wait in the
+# backlog, and it can still reach the daemon.
+cap_sock=$T_TMP/cap.sock
+prlimit --nofile=64 spawn-fcgi -n -s "$cap_sock" -M 0600 -u www-data -g www-data -- "$dir/bin/pyexec-fcgi" \
+    -c "$dir/pyexec.conf" --fcgi_threads=2 --fcgi_processes=1 2>"$T_TMP/cap.log" &
+cap_pid=$!
+trap 'kill $fcgi_pid $tcp_pid $cap_pid 2>/dev/null; t_cleanup' EXIT
+for ((i = 0; i < 100; i++)); do [ -S "$cap_sock" ] && break; sleep 0.05; done
+out=$(fc_at "$cap_sock" silent 80)
+assert_eq "80 silent connections, open files limit 64: a new request waits" "$(printf '%s\n' "$out" | sed -n 1p)" waiting
+assert_match "... and is answered once they are closed" "$(printf '%s\n' "$out" | sed -n 2p)" \
+    '^answered .* after the closes: Status: 200 OK [{]"status": "healthy"[}]$'
+check "... the limit logged" grep -q "event=connection_limit open=30 max=30" "$T_TMP/cap.log"
+check "... and no accept failed" bash -c "! grep -q accept '$T_TMP/cap.log'"
+kill "$cap_pid"
+# Out of descriptors all the same (the limit lowered under a running worker,
+# as www-data: root here may lack CAP_SYS_RESOURCE): accept is retried after
+# a back-off, its failure logged once, not at every try by every thread.
+as_www() { setpriv --reuid=www-data --regid=www-data --clear-groups "$@"; }
+ef_sock=$T_TMP/emfile.sock
+spawn-fcgi -n -s "$ef_sock" -M 0600 -u www-data -g www-data -- "$dir/bin/pyexec-fcgi" \
+    -c "$dir/pyexec.conf" --fcgi_threads=2 --fcgi_processes=1 2>"$T_TMP/emfile.log" &
+ef_pid=$!
+trap 'kill $fcgi_pid $tcp_pid $ef_pid 2>/dev/null; t_cleanup' EXIT
+for ((i = 0; i < 100; i++)); do grep -qs event=started "$T_TMP/emfile.log" && break; sleep 0.05; done
+nofile=$(as_www prlimit --pid "$ef_pid" --nofile --output SOFT --noheadings | tr -d ' ')
+as_www prlimit --pid "$ef_pid" --nofile=3:
+fc_at "$ef_sock" silent 0 >"$T_TMP/emfile.out" &
+ef_client=$!
+for ((i = 0; i < 200; i++)); do grep -q accept "$T_TMP/emfile.log" && break; sleep 0.05; done
+sleep 2
+n=$(grep -c accept "$T_TMP/emfile.log")
+check "out of descriptors for 2 s: accept's failure logged once ($n lines), not at every try" [ "$n" = 1 ]
+as_www prlimit --pid "$ef_pid" --nofile="$nofile":
+wait "$ef_client"
+assert_match "... and the waiting request is answered once there are descriptors again" \
+    "$(sed -n 2p "$T_TMP/emfile.out")" '^answered .* after the closes: Status: 200 OK'
+kill "$ef_pid"
+
 # fcgi_processes > 1: the supervisor replaces a worker that dies, and one it
 # could not start (fork failing at the process limit) it starts later,
-# sleeping meanwhile, also with no worker left.  The limit is set as the
-# workers' user: root here may lack CAP_SYS_RESOURCE.
-as_www() { setpriv --reuid=www-data --regid=www-data --clear-groups "$@"; }
+# sleeping meanwhile, also with no worker left.
 workers() { pgrep -P "$sup_pid" | sort | tr '\n' ' '; }
 # wait_workers N TENTHS: until the supervisor has N workers.
 wait_workers() {
