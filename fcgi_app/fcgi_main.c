@@ -9,7 +9,9 @@
  */
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 
 #include <arpa/inet.h>
@@ -18,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -309,24 +312,144 @@ static int		 listen_tcp;	/* the listening socket is TCP, not Unix */
 static const char	*peer_allow;	/* FCGI_WEB_SERVER_ADDRS, TCP only */
 
 /*
- * Waits for the next input on a connection: armed until then, once.  A
- * connection libfcgi accepted itself (see fcgi_worker) is not in the set yet.
+ * How many.  Idle kept connections are never closed here: a server may be
+ * sending its next request on one as we close it, and it retries no POST;
+ * it closes the ones it no longer wants itself (nginx's upstream
+ * keepalive_timeout).  But every one costs a descriptor, and a process that
+ * ran out of them could neither accept nor reach the daemon.  So a process
+ * holds at most conn_max connections: its descriptor limit less one per
+ * thread (its daemon connection) and CONN_RESERVE of its own.  At the limit
+ * the listening socket leaves the epoll set and new connections wait in
+ * the backlog until one closes.  An accept that fails all the same (out of
+ * descriptors or memory) takes it out for a back-off, ACCEPT_BACKOFF_MIN_MS
+ * doubled up to ACCEPT_BACKOFF_MAX_MS, after which a thread woken by
+ * accept_timer puts it back; such failures are logged once in LOG_EVERY_US.
  */
+#define CONN_RESERVE		32
+#define ACCEPT_BACKOFF_MIN_MS	10
+#define ACCEPT_BACKOFF_MAX_MS	1000
+#define LOG_EVERY_US		(10 * 1000000ULL)
+
+static pthread_mutex_t	 conn_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned		 conn_open;	/* the connections this process holds */
+static unsigned		 conn_max = UINT_MAX;
+static int		 listen_polled;	/* the listening socket is in conn_ep */
+static int		 accept_timer = -1;	/* timerfd: the end of a back-off */
+static unsigned		 accept_backoff_ms;	/* 0: none since the last accept */
+static int		 accept_paused;
+static unsigned		 accept_failures;	/* since the last log line */
+static uint64_t		 accept_logged_us, limit_logged_us;
+
+/* The listening socket in the set or not, as the count and a back-off say. */
+static void
+listen_update(void)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = FCGI_LISTENSOCK_FILENO };
+	int want = conn_open < conn_max && !accept_paused;
+	uint64_t now;
+
+	if (want == listen_polled)
+		return;
+	if (epoll_ctl(conn_ep, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
+	    FCGI_LISTENSOCK_FILENO, &ev) == -1)
+		fatal("epoll_ctl on the listening socket");
+	listen_polled = want;
+	if (want || conn_open < conn_max)
+		return;
+	now = mono_us();
+	if (limit_logged_us == 0 || now - limit_logged_us >= LOG_EVERY_US) {
+		log_warn("event=connection_limit open=%u max=%u", conn_open, conn_max);
+		limit_logged_us = now;
+	}
+}
+
+static void
+conn_opened(void)
+{
+	pthread_mutex_lock(&conn_lock);
+	conn_open++;
+	accept_backoff_ms = 0;
+	listen_update();
+	pthread_mutex_unlock(&conn_lock);
+}
+
+/* A connection is closed (by libfcgi, or conn_close). */
+static void
+conn_closed(void)
+{
+	pthread_mutex_lock(&conn_lock);
+	conn_open--;
+	listen_update();
+	pthread_mutex_unlock(&conn_lock);
+}
+
+static void
+conn_close(int fd)
+{
+	close(fd);
+	conn_closed();
+}
+
+/* accept(2) failed with err, and would again at once. */
+static void
+accept_failed(int err)
+{
+	struct itimerspec its = { .it_value = { 0, 0 } };
+	uint64_t now = mono_us();
+
+	pthread_mutex_lock(&conn_lock);
+	if (!accept_paused) {
+		accept_backoff_ms = accept_backoff_ms == 0 ? ACCEPT_BACKOFF_MIN_MS :
+		    accept_backoff_ms >= ACCEPT_BACKOFF_MAX_MS / 2 ?
+		    ACCEPT_BACKOFF_MAX_MS : accept_backoff_ms * 2;
+		its.it_value.tv_sec = accept_backoff_ms / 1000;
+		its.it_value.tv_nsec = (long)(accept_backoff_ms % 1000) * 1000000;
+		if (timerfd_settime(accept_timer, 0, &its, NULL) == -1)
+			fatal("timerfd_settime");
+		accept_paused = 1;
+		listen_update();
+	}
+	accept_failures++;
+	if (accept_logged_us == 0 || now - accept_logged_us >= LOG_EVERY_US) {
+		log_err("event=accept_failed errno=\"%s\" times=%u open=%u retry_ms=%u",
+		    strerror(err), accept_failures, conn_open, accept_backoff_ms);
+		accept_failures = 0;
+		accept_logged_us = now;
+	}
+	pthread_mutex_unlock(&conn_lock);
+}
+
+/* The back-off's end: accept again. */
+static void
+accept_resume(void)
+{
+	uint64_t n;
+
+	/* Another thread woken by the same expiry finds it read. */
+	if (read(accept_timer, &n, sizeof(n)) != sizeof(n))
+		return;
+	pthread_mutex_lock(&conn_lock);
+	accept_paused = 0;
+	listen_update();
+	pthread_mutex_unlock(&conn_lock);
+}
+
+/* Waits for the next input on a connection: armed until then, once. */
 static void
 conn_arm(int fd, int op)
 {
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.fd = fd };
 
-	if (epoll_ctl(conn_ep, op, fd, &ev) == -1 && (op != EPOLL_CTL_MOD ||
-	    errno != ENOENT || epoll_ctl(conn_ep, EPOLL_CTL_ADD, fd, &ev) == -1)) {
+	if (epoll_ctl(conn_ep, op, fd, &ev) == -1) {
 		log_err("func=%s epoll_ctl errno=\"%s\"", __func__, strerror(errno));
-		close(fd);
+		conn_close(fd);
 	}
 }
 
 /*
- * libfcgi's own accept honours FCGI_WEB_SERVER_ADDRS (the web servers'
- * addresses allowed to connect over TCP); so does this one.
+ * FCGI_WEB_SERVER_ADDRS lists the web servers' addresses allowed to connect
+ * over TCP, as for libfcgi's own accept, which is never used: it checks IPv4
+ * peers only.
  */
 static int
 conn_peer_allowed(int fd)
@@ -381,14 +504,32 @@ conn_next(void)
 				fatal("epoll_wait");
 			continue;
 		}
+		if (ev.data.fd == accept_timer) {
+			accept_resume();
+			continue;
+		}
 		if (ev.data.fd != FCGI_LISTENSOCK_FILENO)
 			return ev.data.fd;
 		if ((fd = accept4(FCGI_LISTENSOCK_FILENO, NULL, NULL, SOCK_CLOEXEC)) == -1) {
-			/* EAGAIN: another thread took it. */
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-				/* Out of descriptors: connections wait in the backlog. */
-				log_err("func=%s accept errno=\"%s\"", __func__, strerror(errno));
-				usleep(10000);
+			switch (errno) {
+			case EAGAIN:		/* another thread took it */
+			case EINTR:
+			case ECONNABORTED:
+			/* The new connection's own errors (accept(2)): try again. */
+			case EPROTO:
+			case EPERM:
+			case ENETDOWN:
+			case ENOPROTOOPT:
+			case EHOSTDOWN:
+			case ENONET:
+			case EHOSTUNREACH:
+			case EOPNOTSUPP:
+			case ENETUNREACH:
+				break;
+			default:
+				/* EMFILE, ENFILE, ENOBUFS, ENOMEM: it stays in the backlog. */
+				accept_failed(errno);
+				break;
 			}
 			continue;
 		}
@@ -399,8 +540,32 @@ conn_next(void)
 			}
 			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		}
+		conn_opened();
 		conn_arm(fd, EPOLL_CTL_ADD);
 	}
+}
+
+/*
+ * Whether a connection epoll reported holds input for libfcgi.  One the
+ * server closed is closed here, and one woken without input is armed again:
+ * libfcgi must be given only a connection with input to read (see
+ * fcgi_worker).  MSG_DONTWAIT: a connection is blocking for libfcgi.
+ */
+static int
+conn_has_input(int fd)
+{
+	ssize_t n;
+	char c;
+
+	while ((n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT)) == -1 && errno == EINTR)
+		;
+	if (n == 1)
+		return 1;
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		conn_arm(fd, EPOLL_CTL_MOD);
+	else
+		conn_close(fd);	/* the end of the connection (0), or a reset */
+	return 0;
 }
 
 /*
@@ -411,27 +576,49 @@ conn_next(void)
  * one more sleep and wake-up per request: then the connection is closed at
  * once, or kept if the server asked for that.  A request without a body has
  * only the empty end-of-input record left, which the server sends with the
- * parameters.  A kept connection with input left unread cannot carry the
- * next request: it gets the lingering close.
+ * parameters.
+ *
+ * Input left unread (a body refused for its announced length, its type, its
+ * path or its method) is read here and dropped before the reply ends, up to
+ * a bound, so that a kept connection carries the next request.  Closing it
+ * instead would lose that request: a web server puts a connection back in
+ * its pool once it sent the whole request, possibly before our close, sends
+ * the next one on it, and retries no POST.  The bound is max_body or
+ * DRAIN_MIN, the larger: the shipped web server configurations let bodies up
+ * to 8 MiB through (nginx client_max_body_size, Apache LimitRequestBody,
+ * lighttpd server.max-request-size) so that pyexec answers its own 413 past
+ * max_body; every request a server could follow with another on the same
+ * connection ends within it.  Beyond it (announced, or sent) the server is
+ * still sending and will not reuse the connection: it gets the lingering
+ * close.  Dropping 8 MiB costs milliseconds of copying, and the body comes
+ * at once: web servers buffer a whole body before they pass it on.
  */
+#define DRAIN_MIN	(8UL << 20)
+
 static void
 fcgi_end(FCGX_Request *rq)
 {
-	const char *cl;
-	int at_eof = FCGX_HasSeenEOF(rq->in) == EOF;
+	const char *cl = FCGX_GetParam("CONTENT_LENGTH", rq->envp);
+	size_t bound = cfg.max_body > DRAIN_MIN ? cfg.max_body : DRAIN_MIN;
+	size_t dropped = 0;
+	char buf[8192];
+	int n;
 
-	if (!at_eof) {
-		cl = FCGX_GetParam("CONTENT_LENGTH", rq->envp);
-		at_eof = (cl == NULL || strtoull(cl, NULL, 10) == 0) &&
-		    FCGX_GetChar(rq->in) == EOF && FCGX_HasSeenEOF(rq->in) == EOF;
-	}
-	if (!at_eof)
+	if (cl != NULL && strtoull(cl, NULL, 10) > bound)
+		dropped = bound + 1;	/* it cannot end within the bound */
+	while (dropped <= bound && FCGX_HasSeenEOF(rq->in) != EOF &&
+	    (n = FCGX_GetStr(buf, sizeof(buf), rq->in)) > 0)
+		dropped += n;
+	/* On a read error (also "seen EOF") libfcgi closes it, at once. */
+	if (FCGX_GetError(rq->in) == 0 && FCGX_HasSeenEOF(rq->in) != EOF) {
 		rq->keepConnection = 0;
-	else if (!rq->keepConnection)
-		(void)FCGX_Detach(rq);
+		(void)FCGX_Attach(rq);	/* the lingering close */
+	}
 	FCGX_Finish_r(rq);
 	if (rq->ipcFd >= 0)
 		conn_arm(rq->ipcFd, EPOLL_CTL_MOD);
+	else
+		conn_closed();
 	rq->ipcFd = -1;
 }
 
@@ -440,25 +627,36 @@ fcgi_worker(void *arg)
 {
 	struct sess_client *sc;
 	FCGX_Request rq;
-	int r;
+	int fd;
 
 	(void)arg;
 	if ((sc = sess_client_new(cfg.socket, reply_bound_ms, cfg.output_limit)) == NULL)
 		fatalx("out of memory");
-	if (FCGX_InitRequest(&rq, FCGI_LISTENSOCK_FILENO, 0) != 0)
+	/*
+	 * No listening socket for libfcgi (-1).  Given a connection that yields
+	 * no request (closed, or not FastCGI), FCGX_Accept_r closes it and
+	 * accepts on its request's listening socket; that accept would check
+	 * FCGI_WEB_SERVER_ADDRS for IPv4 peers only, letting any IPv6 one in
+	 * (v4-mapped too), and wait up to 2 s for a Unix peer's first byte.  On
+	 * -1 it fails at once (EBADF): every connection is accepted and checked
+	 * in conn_next, none by libfcgi.
+	 */
+	if (FCGX_InitRequest(&rq, -1, 0) != 0)
 		fatalx("FCGX_InitRequest failed");
 	for (;;) {
-		/*
-		 * libfcgi reads the request from the connection it is given.  A
-		 * connection the server closed ends in libfcgi's accept on the
-		 * (non-blocking) listening socket: that gives a new connection,
-		 * which is served, or EAGAIN, and the thread goes back to idle.
-		 */
-		rq.ipcFd = conn_next();
+		if (!conn_has_input(fd = conn_next()))
+			continue;
+		rq.ipcFd = fd;
 		rq.keepConnection = 1;	/* nothing for FCGX_Accept_r to finish */
-		if ((r = FCGX_Accept_r(&rq)) < 0) {
-			if (r != -EAGAIN && r != -EINTR)
-				log_warn("event=connection_error errno=\"%s\"", strerror(-r));
+		/*
+		 * Closed at once, not lingered on: one that yields no request,
+		 * and one whose request's input was read to its end (fcgi_end).
+		 */
+		(void)FCGX_Detach(&rq);
+		if (FCGX_Accept_r(&rq) < 0) {
+			/* libfcgi closed it; its accept on -1 failed. */
+			log_warn("event=connection_error error=\"no FastCGI request on it\"");
+			conn_closed();
 			rq.ipcFd = -1;
 			continue;
 		}
@@ -470,13 +668,7 @@ fcgi_worker(void *arg)
 
 static void	fcgi_serve(void);
 
-static volatile sig_atomic_t stop_signal;
-
-static void
-fcgi_on_stop(int sig)
-{
-	stop_signal = sig;
-}
+static sigset_t	spawn_mask;	/* the signal mask a worker starts with */
 
 static pid_t
 fcgi_spawn(pid_t master)
@@ -488,6 +680,7 @@ fcgi_spawn(pid_t master)
 	/* A worker never outlives its supervisor. */
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
+	sigprocmask(SIG_SETMASK, &spawn_mask, NULL);
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != master)
 		_exit(1);
 	fcgi_serve();
@@ -495,51 +688,109 @@ fcgi_spawn(pid_t master)
 }
 
 /*
+ * A slot's next start after a failed one (fork failed, or the worker died
+ * within RESPAWN_QUICK_MS of its start): RESPAWN_MIN_MS, doubled each time
+ * up to RESPAWN_MAX_MS.  A fork fails for lack of processes or memory, which
+ * a retry at once would not find, and a worker that dies at once must not
+ * spin us.
+ */
+#define RESPAWN_MIN_MS		100
+#define RESPAWN_MAX_MS		10000
+#define RESPAWN_QUICK_MS	1000
+
+struct fcgi_kid {
+	pid_t		pid;		/* -1: none, due at due_ms */
+	uint64_t	born_ms;
+	uint64_t	due_ms;
+	unsigned	delay_ms;	/* before the next start, when this one fails */
+};
+
+/* No worker in this slot until its next start. */
+static void
+fcgi_kid_later(struct fcgi_kid *k, uint64_t now)
+{
+	k->pid = -1;
+	k->due_ms = now + k->delay_ms;
+	k->delay_ms = k->delay_ms >= RESPAWN_MAX_MS / 2 ? RESPAWN_MAX_MS :
+	    k->delay_ms * 2;
+}
+
+/*
  * fcgi_processes > 1: this process keeps that many workers accepting on the
  * inherited socket, and replaces any that dies (a crash, a kill -9), so a
  * process manager that starts pyexec-fcgi once still gets its workers back.
- * Never returns.
+ * A worker that could not be started is retried until it is.  The
+ * supervisor waits with its signals blocked, in sigtimedwait: for a worker's
+ * exit, a stop, or the next start due.  Never returns.
  */
 static void
 fcgi_supervise(void)
 {
-	struct sigaction sa;
-	pid_t master = getpid(), *kids, pid;
+	struct fcgi_kid *kids, *k;
+	struct timespec ts;
+	sigset_t set;
+	pid_t master = getpid(), pid;
+	uint64_t now, next;
 	unsigned i, n = cfg.fcgi_processes;
-	int st;
+	int sig = 0, st;
 
 	if ((kids = calloc(n, sizeof(*kids))) == NULL)
 		fatal("calloc");
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = fcgi_on_stop;	/* no SA_RESTART: waitpid returns */
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	for (i = 0; i < n; i++)
-		if ((kids[i] = fcgi_spawn(master)) == -1)
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, &spawn_mask) == -1)
+		fatal("sigprocmask");
+	now = mono_us() / 1000;
+	for (i = 0; i < n; i++) {
+		if ((kids[i].pid = fcgi_spawn(master)) == -1)
 			fatal("fork");
+		kids[i].born_ms = now;
+		kids[i].delay_ms = RESPAWN_MIN_MS;
+	}
 	log_info("event=supervising workers=%u", n);
-	while (!stop_signal) {
-		if ((pid = waitpid(-1, &st, 0)) == -1)
-			continue;
-		for (i = 0; i < n; i++) {
-			if (kids[i] != pid)
+	while (sig != SIGTERM && sig != SIGINT) {
+		now = mono_us() / 1000;
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+			for (i = 0; i < n && kids[i].pid != pid; i++)
+				;
+			if (i == n)
 				continue;
 			log_warn("event=worker_exit pid=%d status=%d signal=%d", (int)pid,
 			    WIFEXITED(st) ? WEXITSTATUS(st) : -1,
 			    WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-			if (stop_signal)
-				break;
-			usleep(100000);	/* a worker that dies at once must not spin us */
-			if ((kids[i] = fcgi_spawn(master)) == -1)
-				log_err("func=%s fork errno=\"%s\"", __func__, strerror(errno));
+			if (now - kids[i].born_ms >= RESPAWN_QUICK_MS)
+				kids[i].delay_ms = RESPAWN_MIN_MS;
+			fcgi_kid_later(&kids[i], now);
 		}
+		next = UINT64_MAX;
+		for (i = 0; i < n; i++) {
+			k = &kids[i];
+			if (k->pid == -1 && k->due_ms <= now) {
+				if ((k->pid = fcgi_spawn(master)) == -1) {
+					log_err("event=worker_fork_failed errno=\"%s\" retry_ms=%u",
+					    strerror(errno), k->delay_ms);
+					fcgi_kid_later(k, now);
+				} else
+					k->born_ms = now;
+			}
+			if (k->pid == -1 && k->due_ms < next)
+				next = k->due_ms;
+		}
+		if (next != UINT64_MAX) {
+			ts.tv_sec = (next - now) / 1000;
+			ts.tv_nsec = (long)((next - now) % 1000) * 1000000;
+		}
+		/* -1: the time came (EAGAIN), or EINTR. */
+		sig = sigtimedwait(&set, NULL, next != UINT64_MAX ? &ts : NULL);
 	}
 	for (i = 0; i < n; i++)
-		if (kids[i] > 0)
-			kill(kids[i], SIGTERM);
+		if (kids[i].pid > 0)
+			kill(kids[i].pid, SIGTERM);
 	while (wait(NULL) > 0)
 		;
-	log_info("event=stopped signal=%d", (int)stop_signal);
+	log_info("event=stopped signal=%d", sig);
 	exit(0);
 }
 
@@ -586,9 +837,11 @@ fcgi_serve(void)
 {
 	struct sockaddr_storage ss;
 	struct epoll_event ev;
+	struct rlimit rl;
 	pthread_attr_t attr;
 	socklen_t sl;
 	pthread_t *tids;
+	rlim_t reserve = (rlim_t)cfg.fcgi_threads + CONN_RESERVE;
 	unsigned i;
 	int fl;
 
@@ -604,6 +857,22 @@ fcgi_serve(void)
 	ev.data.fd = FCGI_LISTENSOCK_FILENO;
 	if (epoll_ctl(conn_ep, EPOLL_CTL_ADD, FCGI_LISTENSOCK_FILENO, &ev) == -1)
 		fatal("epoll_ctl on the listening socket");
+	listen_polled = 1;
+	if ((accept_timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)) == -1)
+		fatal("timerfd_create");
+	ev.events = EPOLLIN;
+	ev.data.fd = accept_timer;
+	if (epoll_ctl(conn_ep, EPOLL_CTL_ADD, accept_timer, &ev) == -1)
+		fatal("epoll_ctl on the timer");
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		if (rl.rlim_cur < reserve + 16) {
+			log_warn("event=nofile_low nofile=%llu threads=%u max_connections=16 "
+			    "hint=\"raise the open files limit\"", (unsigned long long)rl.rlim_cur,
+			    cfg.fcgi_threads);
+			conn_max = 16;
+		} else if (rl.rlim_cur - reserve < UINT_MAX)
+			conn_max = (unsigned)(rl.rlim_cur - reserve);
+	}
 	sl = sizeof(ss);
 	listen_tcp = getsockname(FCGI_LISTENSOCK_FILENO, (struct sockaddr *)&ss, &sl) == 0 &&
 	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
@@ -614,7 +883,8 @@ fcgi_serve(void)
 	for (i = 0; i < cfg.fcgi_threads; i++)
 		if (pthread_create(&tids[i], &attr, fcgi_worker, NULL) != 0)
 			fatal("pthread_create");
-	log_info("event=started threads=%u socket=%s", cfg.fcgi_threads, cfg.socket);
+	log_info("event=started threads=%u max_connections=%u socket=%s", cfg.fcgi_threads,
+	    conn_max, cfg.socket);
 	for (i = 0; i < cfg.fcgi_threads; i++)
 		pthread_join(tids[i], NULL);
 	free(tids);

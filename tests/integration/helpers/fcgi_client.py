@@ -10,6 +10,18 @@ a web server would, with or without FCGI_KEEP_CONN.
                                            then one more
     fcgi_client.py SOCKET leftover         a kept connection whose body pyexec
                                            does not read, then a new connection
+    fcgi_client.py SOCKET unread           on one kept connection, requests whose
+                                           bodies pyexec answers without reading
+                                           them (415, 413 from the announced length,
+                                           404, 405), then one it runs
+    fcgi_client.py SOCKET fallback OTHER   for a worker with one thread: a kept
+                                           connection the server closes while the
+                                           thread is busy, then GET /health from
+                                           OTHER (another address of the same
+                                           listening socket), "refused" or its reply
+    fcgi_client.py SOCKET silent K         K silent connections, then one request
+                                           on a new one: answered at once, or once
+                                           the K are closed
     fcgi_client.py SOCKET one              GET /health on a new connection, or
                                            "refused" when closed unanswered
 
@@ -50,9 +62,10 @@ def connect(path):
     return s
 
 
-def send_request(s, method, uri, body=b"", keep=True, rid=1, length=None):
+def send_request(s, method, uri, body=b"", keep=True, rid=1, length=None,
+                 ctype="application/json"):
     params = {"REQUEST_METHOD": method, "REQUEST_URI": uri, "SCRIPT_NAME": uri,
-              "CONTENT_TYPE": "application/json",
+              "CONTENT_TYPE": ctype,
               "CONTENT_LENGTH": str(len(body) if length is None else length)}
     p = b"".join(nv(k.encode(), v.encode()) for k, v in params.items())
     msg = record(BEGIN, rid, struct.pack(">HB5x", 1, KEEP_CONN if keep else 0))
@@ -107,7 +120,7 @@ def request(path, method, uri, body=b""):
 
 def main():
     path, mode = sys.argv[1], sys.argv[2]
-    n = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    n = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3].isdigit() else 0
     if mode == "keep":
         s = connect(path)
         sid = None
@@ -152,6 +165,71 @@ def main():
         s.close()
         status, body = request(path, "POST", "/execute", b'{"code": "print(7)"}')
         print(status, body)
+    elif mode == "unread":
+        s = connect(path)
+        code = json.dumps({"code": "print(6 * 7)"}).encode()
+        for method, uri, body, ctype in (
+                ("POST", "/execute", code + b" " * (256 << 10), "text/plain"),
+                ("POST", "/execute", b"[" + b" " * (3 << 20) + b"]", "application/json"),
+                ("POST", "/nope", b"x" * (64 << 10), "application/json"),
+                ("GET", "/execute", b"x" * 1000, "application/json")):
+            try:
+                send_request(s, method, uri, body, ctype=ctype)
+                status, _ = read_reply(s)
+            except (EOFError, ConnectionResetError, BrokenPipeError):
+                status = "closed"
+            print(status)
+        print("still open" if not closed_by_server(s) else "closed")
+        try:
+            send_request(s, "POST", "/execute", b'{"code": "print(7)"}')
+            print(*read_reply(s))
+        except (EOFError, ConnectionResetError, BrokenPipeError):
+            print("no reply")
+        s.close()
+    elif mode == "fallback":
+        other = sys.argv[3]
+        kept = connect(path)
+        send_request(kept, "GET", "/health")
+        read_reply(kept)
+        # The only thread waits for the rest of this body...
+        busy = connect(path)
+        body = b'{"code": "print(5)"}'
+        send_request(busy, "POST", "/execute", body[:5], length=len(body))
+        time.sleep(0.3)
+        # ...while the server closes its kept connection and another peer
+        # connects: its connection waits in the backlog.
+        kept.close()
+        s = connect(other)
+        send_request(s, "GET", "/health", keep=False)
+        time.sleep(0.3)
+        busy.sendall(record(STDIN, 1, body[5:]) + record(STDIN, 1))
+        print(*read_reply(busy))
+        try:
+            print(*read_reply(s))
+        except (EOFError, ConnectionResetError, BrokenPipeError):
+            print("refused")
+        s.close()
+        busy.close()
+    elif mode == "silent":
+        silent = [connect(path) for _ in range(n)]
+        time.sleep(0.3)
+        s = connect(path)
+        send_request(s, "GET", "/health", keep=False)
+        s.settimeout(1)
+        try:
+            print("answered at once:", *read_reply(s))
+        except socket.timeout:
+            print("waiting")
+            for c in silent:
+                c.close()
+            s.settimeout(10)
+            t0 = time.monotonic()
+            status, body = read_reply(s)
+            print("answered %s after the closes: %s %s" % (
+                "at once" if time.monotonic() - t0 < 1 else "late", status, body))
+        s.close()
+        for c in silent:
+            c.close()
     elif mode == "one":
         s = connect(path)  # a failure to connect is an error, not "refused"
         try:
