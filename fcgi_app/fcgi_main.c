@@ -864,6 +864,11 @@ fcgi_serve(void)
 	ev.data.fd = accept_timer;
 	if (epoll_ctl(conn_ep, EPOLL_CTL_ADD, accept_timer, &ev) == -1)
 		fatal("epoll_ctl on the timer");
+	/* Every thread holds a daemon connection: take all the descriptors allowed. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
 		if (rl.rlim_cur < reserve + 16) {
 			log_warn("event=nofile_low nofile=%llu threads=%u max_connections=16 "
