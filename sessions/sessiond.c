@@ -104,6 +104,7 @@ struct sess {
 	int		 s_oneshot;	/* script mode: ends after one run */
 	int		 s_warm;	/* told to warm up before ready */
 	int		 s_counted;	/* counts toward max_sessions */
+	int		 s_started;	/* the child said ready: it could run code */
 	enum sess_state	 s_state;
 	uint32_t	 s_serial;
 	unsigned	 s_uid;		/* index into the uid range */
@@ -691,7 +692,11 @@ static void
 sess_exited(struct sess *s)
 {
 	char sid[PROTO_ID_STRLEN + 1];
-	int started = s->s_state >= S_IDLE, status;
+	/*
+	 * Not the state: a kill sets S_DYING, above S_IDLE, whether or not the
+	 * child had ever said ready.
+	 */
+	int started = s->s_started, status;
 	uint64_t now = now_ns();
 	struct job *j;
 
@@ -725,7 +730,7 @@ sess_exited(struct sess *s)
 			    s->s_nexec, (unsigned long long)((now - s->s_born_ns) / 1000000));
 	} else
 		n_pool--;
-	if (s->s_state < S_IDLE && !stopping)
+	if (!started && !stopping)
 		log_warn("event=child_lost serial=%u reason=%s", s->s_serial,
 		    s->s_end_reason ? s->s_end_reason : "exited");
 	sess_release_fds(s);
@@ -838,6 +843,7 @@ sess_ctl_frame(struct sess *s, struct proto_msg *m)
 		 */
 		sess_drain(s, EV_OUT);
 		sess_drain(s, EV_ERR);
+		s->s_started = 1;
 		s->s_state = S_IDLE;
 		s->s_last_ns = now_ns();
 		sess_set_idle_deadline(s);
