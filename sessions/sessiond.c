@@ -55,6 +55,7 @@
 #define POOL_REFILL_DELAY_NS	(10 * 1000000ull)
 /* Pool children warm up unless the pool ran short this recently. */
 #define POOL_WARM_QUIET_NS	(250 * 1000000ull)
+#define ZYGOTE_READ_MAX		64	/* frames read from the zygote per wakeup */
 
 enum ev_kind {
 	EV_LISTEN, EV_SIGNAL, EV_ZYGOTE, EV_CONN,
@@ -105,6 +106,7 @@ struct sess {
 	int		 s_warm;	/* told to warm up before ready */
 	int		 s_counted;	/* counts toward max_sessions */
 	int		 s_started;	/* the child said ready: it could run code */
+	int		 s_early_ready;	/* it said so before FORKED named its pid */
 	enum sess_state	 s_state;
 	uint32_t	 s_serial;
 	unsigned	 s_uid;		/* index into the uid range */
@@ -192,6 +194,7 @@ static struct proto_msg	 rx;	/* one receive buffer: the loop is single-threaded 
 
 static void	sess_kill(struct sess *, int, const char *);
 static void	sess_dispatch(struct sess *);
+static void	sess_ready(struct sess *);
 static void	conn_close(struct conn *);
 static void	pool_fill(uint64_t);
 
@@ -835,23 +838,26 @@ sess_ctl_frame(struct sess *s, struct proto_msg *m)
 		goto bad;	/* children never send descriptors */
 	switch (h->ph_type) {
 	case PROTO_CHILD_READY:
-		if (s->s_state != S_STARTING || h->ph_len != 0)
+		if (h->ph_len != 0)
 			goto bad;
-		/*
-		 * What a warming child printed is in the pipes before it says
-		 * ready: read and dropped now, never taken for a run's output.
-		 */
-		sess_drain(s, EV_OUT);
-		sess_drain(s, EV_ERR);
-		s->s_started = 1;
-		s->s_state = S_IDLE;
-		s->s_last_ns = now_ns();
-		sess_set_idle_deadline(s);
-		spawn_backoff_ms = 0;
-		sess_dispatch(s);
+		if (s->s_state == S_FORKING && !s->s_early_ready) {
+			/*
+			 * The zygote writes the child's go byte before it sends
+			 * FORKED, and the two links are read in turns: a child
+			 * can say ready before we know its pid.  Kept until
+			 * FORKED, which makes it ready (zygote_frame).
+			 */
+			s->s_early_ready = 1;
+			return;
+		}
+		if (s->s_state != S_STARTING)
+			goto bad;
+		sess_ready(s);
 		return;
 	case PROTO_CHILD_FAIL:
-		if (s->s_state != S_STARTING)
+		/* Before FORKED too, as CHILD_READY; ended at once, pid or not. */
+		if ((s->s_state != S_STARTING && s->s_state != S_FORKING) ||
+		    s->s_early_ready)
 			goto bad;
 		snprintf(why, sizeof(why), "%.*s", (int)(h->ph_len < 200 ? h->ph_len : 200),
 		    (const char *)m->pm_payload);
@@ -905,6 +911,25 @@ bad:
 	log_warn("event=child_protocol_violation serial=%u type=%u", s->s_serial,
 	    h->ph_type);
 	sess_kill(s, PROTO_S_TERMINATED, "protocol");
+}
+
+/* The child said ready (now, or before FORKED): its session can run code. */
+static void
+sess_ready(struct sess *s)
+{
+	/*
+	 * What a warming child printed is in the pipes before it says
+	 * ready: read and dropped now, never taken for a run's output.
+	 */
+	sess_drain(s, EV_OUT);
+	sess_drain(s, EV_ERR);
+	s->s_early_ready = 0;
+	s->s_started = 1;
+	s->s_state = S_IDLE;
+	s->s_last_ns = now_ns();
+	sess_set_idle_deadline(s);
+	spawn_backoff_ms = 0;
+	sess_dispatch(s);
 }
 
 /*
@@ -1132,7 +1157,8 @@ zygote_frame(struct proto_msg *m)
 			break;
 		memcpy(&fk, m->pm_payload, sizeof(fk));
 		s = sess_by_serial(fk.pfk_serial);
-		if (s == NULL || (s->s_state > S_FORKING && s->s_state != S_DYING)) {
+		if (s == NULL || s->s_pidfd >= 0 ||
+		    (s->s_state != S_FORKING && s->s_state != S_DYING)) {
 			log_err("event=zygote_unknown_child serial=%u", fk.pfk_serial);
 			proto_msg_close_fds(m);
 			return;
@@ -1157,6 +1183,8 @@ zygote_frame(struct proto_msg *m)
 		}
 		s->s_state = S_STARTING;
 		s->s_deadline = now_ns() + START_TIMEOUT_NS;
+		if (s->s_early_ready)
+			sess_ready(s);
 		return;
 	default:
 		break;
@@ -1165,18 +1193,27 @@ zygote_frame(struct proto_msg *m)
 	zygote_down("protocol");
 }
 
-/* One frame per wake-up, as sess_ctl_readable. */
+/*
+ * Unlike the other links, read on until it is empty: the zygote is trusted,
+ * it sends only answers to our fork orders, and an answer left queued is a
+ * session that cannot start (its child may be ready already).  Bounded, so
+ * the other descriptors still get their turn.
+ */
 static void
 zygote_readable(void)
 {
-	int r;
+	int i, r;
 
-	if (zyg.fd < 0)
-		return;
-	if ((r = proto_recv(zyg.fd, &rx)) == 1)
-		zygote_frame(&rx);
-	else if (r != -1 || (errno != EAGAIN && errno != EINTR))
+	for (i = 0; i < ZYGOTE_READ_MAX && zyg.fd >= 0; i++) {
+		if ((r = proto_recv(zyg.fd, &rx)) == 1) {
+			zygote_frame(&rx);	/* may end the link: zyg.fd -1 */
+			continue;
+		}
+		if (r == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
 		zygote_down(r == 0 ? "closed" : "protocol");
+		return;
+	}
 }
 
 /* ---- FastCGI workers ---------------------------------------------------- */

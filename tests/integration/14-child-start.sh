@@ -14,6 +14,35 @@ SAVED_URL=$PYEXEC_URL
 metric() { curl -s "$PYEXEC_URL/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 script() { exec_json "$(jq -cn --arg s "$1" '{script: $s}')"; }
 
+# The zygote: the daemon's child of the same name (sessions are named pyexec-session).
+zygote_pid() { pgrep -P "$(cat $dir/sessiond.pid)" -x pyexec-sessiond | head -n 1; }
+# strace_zygote USECONDS: holds the zygote's answers that long; sets SPID.
+strace_zygote() {
+	local z i
+	z=$(zygote_pid)
+	SPID=""
+	[ -n "$z" ] || return 1
+	strace -qq -o /dev/null -e trace=sendmsg -e inject=sendmsg:delay_enter="$1" \
+	    -p "$z" 2>/dev/null &
+	SPID=$!
+	for i in $(seq 50); do
+		[ "$(awk '$1 == "TracerPid:" {print $2}' /proc/$z/status 2>/dev/null)" = "$SPID" ] &&
+		    return 0
+		sleep 0.1
+	done
+	kill "$SPID" 2>/dev/null
+	wait "$SPID" 2>/dev/null
+	SPID=""
+	return 1
+}
+strace_stop() {
+	[ -n "${SPID:-}" ] || return 0
+	kill "$SPID" 2>/dev/null
+	wait "$SPID" 2>/dev/null
+	SPID=""
+}
+violations() { grep -c 'event=child_protocol_violation' $dir/sessiond.log 2>/dev/null; }
+
 # --- a child that cannot enter the sandbox: 500, not 404 -------------------
 # Without CAP_SETPCAP in the daemon's bounding set (so in the zygote's and
 # its children's), a child cannot empty its own bounding set: it reports
@@ -39,6 +68,84 @@ else
 	    "$(metric pyexec_sessions_live)" 0
 	req GET /health
 	assert_eq "child fails to start: the daemon stays healthy" "$STATUS" 200
+	# The same failure reported before FORKED (see the next part).
+	if need_cmd strace && strace_zygote 500000; then
+		exec_code 'print(1)'
+		strace_stop
+		assert_eq "child fails before FORKED: 500" "$STATUS $BODY" \
+		    '500 {"error": "Internal server error"}'
+		assert_eq "child fails before FORKED: ended as a set-up failure" \
+		    "$(grep -c 'event=child_lost .*reason=setup_failed' $dir/sessiond.log) $(violations)" "3 0"
+	else
+		skip "strace cannot hold the zygote's answers: no failure before FORKED"
+	fi
+	PYEXEC_URL=$SAVED_URL
+	t_stack_stop $port
+fi
+
+# --- a child that says ready before the zygote names its pid --------------
+# The zygote writes a child's go byte before it sends FORKED (its pid), so a
+# quick child's CHILD_READY can reach the daemon first.  strace makes that
+# certain: it holds each of the zygote's sendmsg calls (its FORKED answers)
+# for half a second while the child starts.  The child must be used, not
+# killed as a protocol violation.
+if ! need_cmd strace; then
+	skip "strace(1) missing: no child ready before its pid"
+elif ! t_stack_start $port pool_size=0; then
+	not_ok "a stack with pool_size=0 starts"
+	sed 's/^/# /' "$T_TMP/stack-$port.log"
+elif ! strace_zygote 500000; then
+	skip "strace cannot attach to the zygote: no child ready before its pid"
+	t_stack_stop $port
+else
+	PYEXEC_URL=http://127.0.0.1:$port
+	exec_code 'print("early")'
+	assert_eq "ready before FORKED: the new session runs" "$STATUS $(jget .stdout)" "200 early"
+	pids=""
+	for i in 1 2 3; do
+		curl -s -o "$T_TMP/early.$i" --max-time 60 -X POST \
+		    -H 'Content-Type: application/json' --data-binary "{\"code\": \"print($i)\"}" \
+		    "$PYEXEC_URL/execute" &
+		pids="$pids $!"
+	done
+	wait $pids
+	strace_stop
+	good=0
+	for i in 1 2 3; do
+		[ "$(jq -r .stdout "$T_TMP/early.$i" 2>/dev/null)" = "$i" ] && good=$((good + 1))
+	done
+	assert_eq "ready before FORKED: three at once all run" "$good" 3
+	assert_eq "ready before FORKED: no child killed as a protocol violation" "$(violations)" 0
+	assert_eq "ready before FORKED: no child lost" \
+	    "$(grep -c 'event=child_lost' $dir/sessiond.log)" 0
+	exec_code 'print("after")'
+	assert_eq "ready before FORKED: sessions still start" "$(jget .stdout)" after
+	PYEXEC_URL=$SAVED_URL
+	t_stack_stop $port
+fi
+
+# A burst of new sessions with the pool at its default size: more fork
+# orders queued than the pool holds, their answers and their children's
+# CHILD_READY in any order.
+if ! t_stack_start $port; then
+	not_ok "a stack with the default configuration starts"
+	sed 's/^/# /' "$T_TMP/stack-$port.log"
+else
+	PYEXEC_URL=http://127.0.0.1:$port
+	for i in $(seq 20); do
+		curl -s -o "$T_TMP/burst.$i" -w '%{http_code}\n' --max-time 60 -X POST \
+		    -H 'Content-Type: application/json' --data-binary "{\"code\": \"print($i)\"}" \
+		    "$PYEXEC_URL/execute" > "$T_TMP/burst.$i.status" &
+	done
+	wait
+	good=0
+	for i in $(seq 20); do
+		[ "$(cat "$T_TMP/burst.$i.status")" = 200 ] &&
+		    [ "$(jq -r .stdout "$T_TMP/burst.$i" 2>/dev/null)" = "$i" ] && good=$((good + 1))
+	done
+	assert_eq "burst of 20 new sessions: all answered with their output" "$good" 20
+	assert_eq "burst of 20 new sessions: no child killed as a protocol violation" \
+	    "$(violations)" 0
 	PYEXEC_URL=$SAVED_URL
 	t_stack_stop $port
 fi
