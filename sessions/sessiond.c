@@ -636,7 +636,13 @@ sess_kill(struct sess *s, int status_for_job, const char *reason)
 	s->s_kill_status = status_for_job;
 	s->s_end_reason = reason;
 	s->s_state = S_DYING;	/* no longer findable: later requests get 404 */
-	s->s_deadline = 0;
+	/*
+	 * Its exit is seen through the pidfd.  Before FORKED has brought one,
+	 * the fork order's deadline stays: a zygote that never answers is
+	 * stuck (sess_timer), and the zygote's end ends the session.
+	 */
+	if (s->s_pidfd >= 0)
+		s->s_deadline = 0;
 	if (s->s_pidfd >= 0 && pidfd_signal(s->s_pidfd, SIGKILL) == -1 && errno != ESRCH)
 		log_err("func=%s pidfd_send_signal errno=\"%s\"", __func__, strerror(errno));
 	if (s->s_cg != NULL)
@@ -981,8 +987,18 @@ sess_timer(struct sess *s, uint64_t now)
 		} else
 			s->s_deadline = 0;
 		break;
+	case S_DYING:
+		if (s->s_pidfd >= 0) {
+			s->s_deadline = 0;
+			break;
+		}
+		/* Killed before its pid came: the fork order is still unanswered. */
+		/* FALLTHROUGH */
 	case S_FORKING:
-		/* The zygote answers fork orders at once; one that does not is stuck. */
+		/*
+		 * The zygote answers fork orders at once; one that does not is
+		 * stuck.  Its end (zygote_down) ends the sessions it left.
+		 */
 		log_err("event=zygote_stuck pid=%d", (int)zyg.pid);
 		if (zyg.pid > 0)
 			kill(zyg.pid, SIGKILL);
@@ -993,9 +1009,6 @@ sess_timer(struct sess *s, uint64_t now)
 		break;
 	case S_BURIED:
 		sess_bury(s, now);
-		break;
-	case S_DYING:
-		s->s_deadline = 0;
 		break;
 	}
 }
@@ -1017,10 +1030,19 @@ zygote_down(const char *why)
 	zyg.ready = 0;
 	if (zyg.pid > 0)
 		kill(zyg.pid, SIGKILL);	/* reaped through SIGCHLD */
-	/* Fork orders it had not answered are lost. */
+	/*
+	 * Fork orders it had not answered are lost, those of sessions
+	 * already killed too: without a pid they have no pidfd whose exit
+	 * would end them.  A child of theirs, if any, dies with its cgroup
+	 * (sess_kill, sess_bury), or at the end of its control socket,
+	 * closed here; one still waiting for its go byte, when the dead
+	 * zygote's end of that pipe closes.
+	 */
 	TAILQ_FOREACH_SAFE(s, &sessions, s_entry, tmp)
-		if (s->s_state == S_FORKING) {
-			s->s_end_reason = "zygote_down";
+		if (s->s_state == S_FORKING ||
+		    (s->s_state == S_DYING && s->s_pidfd < 0)) {
+			if (s->s_end_reason == NULL)
+				s->s_end_reason = "zygote_down";
 			sess_exited(s);
 		}
 	if (!stopping) {
@@ -1177,8 +1199,13 @@ zygote_frame(struct proto_msg *m)
 		m->pm_nfds = 0;
 		ep_add(s->s_pidfd, EPOLLIN, &s->s_ev_pid);
 		if (s->s_state == S_DYING) {
-			/* Ended before its pid was known (shutdown): finish the job now. */
+			/*
+			 * Ended before its pid was known: finish the job now; its
+			 * exit is seen through the pidfd, the fork order's
+			 * deadline (sess_kill) is done with.
+			 */
 			pidfd_signal(s->s_pidfd, SIGKILL);
+			s->s_deadline = 0;
 			return;
 		}
 		s->s_state = S_STARTING;

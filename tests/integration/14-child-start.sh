@@ -150,4 +150,63 @@ else
 	t_stack_stop $port
 fi
 
+# --- a session ended before its pid was known, then the zygote dies --------
+# DELETE of a new session whose FORKED is held back (strace, 1.5 s) kills it
+# before its pid is known: S_DYING without a pidfd, whose exit nothing
+# watches.  Then the zygote dies before it answers.  The daemon must end that
+# session with the zygote: answer the request that made it (500: its code
+# never ran), give back its count, uid and cgroup.
+cg_dirs() {
+	find /sys/fs/cgroup/memory/pyexec-$port /sys/fs/cgroup/pyexec-$port \
+	    -mindepth 1 -maxdepth 1 -type d -name 's[0-9]*' 2>/dev/null | wc -l
+}
+if ! need_cmd strace; then
+	skip "strace(1) missing: no session killed before its pid"
+elif ! t_stack_start $port pool_size=0; then
+	not_ok "a stack with pool_size=0 starts"
+	sed 's/^/# /' "$T_TMP/stack-$port.log"
+elif ! strace_zygote 1500000; then
+	skip "strace cannot attach to the zygote: no session killed before its pid"
+	t_stack_stop $port
+else
+	PYEXEC_URL=http://127.0.0.1:$port
+	z=$(zygote_pid)
+	curl -s -o "$T_TMP/orphan" -w '%{http_code}' --max-time 60 -X POST \
+	    -H 'Content-Type: application/json' --data-binary '{"code": "print(1)"}' \
+	    "$PYEXEC_URL/execute" > "$T_TMP/orphan.status" &
+	cpid=$!
+	sid=""
+	for i in $(seq 100); do
+		sid=$(sed -n 's/.*event=session_start sid=\([0-9a-f-]*\).*/\1/p' $dir/sessiond.log | head -n 1)
+		[ -n "$sid" ] && break
+		sleep 0.02
+	done
+	req DELETE "/sessions/$sid"
+	assert_eq "killed before its pid: DELETE of the starting session" "$STATUS" 204
+	t0=$(date +%s%3N)
+	kill -KILL "$z"
+	wait "$cpid"
+	t1=$(date +%s%3N)
+	strace_stop
+	assert_eq "then the zygote dies: the request is answered 500" \
+	    "$(cat "$T_TMP/orphan.status") $(cat "$T_TMP/orphan")" '500 {"error": "Internal server error"}'
+	check "then the zygote dies: answered in $((t1 - t0)) ms (< 8000)" [ $((t1 - t0)) -lt 8000 ]
+	for i in $(seq 50); do
+		[ "$(cg_dirs)" = 0 ] && break
+		sleep 0.1
+	done
+	assert_eq "then the zygote dies: its cgroup is removed" "$(cg_dirs)" 0
+	for i in $(seq 100); do
+		req GET /health
+		[ "$STATUS" = 200 ] && break
+		sleep 0.1
+	done
+	assert_eq "then the zygote dies: not counted as a live session" \
+	    "$(metric pyexec_sessions_live)" 0
+	exec_code 'print("again")'
+	assert_eq "then the zygote dies: a new zygote starts sessions" "$(jget .stdout)" again
+	PYEXEC_URL=$SAVED_URL
+	t_stack_stop $port
+fi
+
 t_done
