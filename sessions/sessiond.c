@@ -1026,10 +1026,15 @@ zygote_down(const char *why)
 		log_info("event=zygote_stopped pid=%d", (int)zyg.pid);
 	else
 		log_err("event=zygote_down pid=%d why=%s", (int)zyg.pid, why);
-	close_fd(&zyg.fd);
-	zyg.ready = 0;
+	/*
+	 * Killed before its link is closed: a zygote that sees the link end
+	 * kills every child it forked (zygote_orphaned), and the sessions
+	 * that are running must outlive it.
+	 */
 	if (zyg.pid > 0)
 		kill(zyg.pid, SIGKILL);	/* reaped through SIGCHLD */
+	close_fd(&zyg.fd);
+	zyg.ready = 0;
 	/*
 	 * Fork orders it had not answered are lost, those of sessions
 	 * already killed too: without a pid they have no pidfd whose exit

@@ -3,8 +3,10 @@
 # A session child's start-up, between the fork order and its first run: a
 # child that cannot enter the sandbox, a child that says ready before the
 # zygote has named its pid, a session ended before its pid was known and
-# then left without a zygote.  On a stack of its own (port 18714), restarted
-# with another configuration for each part.
+# then left without a zygote; and a zygote dropped while it lives.  On a
+# stack of its own (port 18714), restarted with another configuration for
+# each part.  strace(1) delays chosen system calls to make each order of
+# events certain.
 . "$(dirname "$0")/../lib.sh"
 
 port=18714
@@ -205,6 +207,60 @@ else
 	    "$(metric pyexec_sessions_live)" 0
 	exec_code 'print("again")'
 	assert_eq "then the zygote dies: a new zygote starts sessions" "$(jget .stdout)" again
+	PYEXEC_URL=$SAVED_URL
+	t_stack_stop $port
+fi
+
+# --- the zygote link broken while the zygote lives: sessions survive -------
+# A zygote that reads the end of its link kills every child it forked
+# (zygote_orphaned), so the daemon must kill it before it closes the link.
+# A malformed frame sent on the zygote's end of the link (a copy taken with
+# pidfd_getfd) makes the daemon drop the zygote; strace holds the daemon's
+# kill(2) calls for half a second, so a zygote left running with its link
+# closed would have the time to take the sessions with it.
+if ! need_cmd strace python3; then
+	skip "strace(1) or python3 missing: no broken zygote link"
+elif ! t_stack_start $port pool_size=1; then
+	not_ok "a stack with pool_size=1 starts"
+	sed 's/^/# /' "$T_TMP/stack-$port.log"
+else
+	PYEXEC_URL=http://127.0.0.1:$port
+	dpid=$(cat $dir/sessiond.pid)
+	z=$(zygote_pid)
+	exec_code 'keep = 42'
+	keep=$(jget .id)
+	strace -qq -o /dev/null -e trace=kill -e inject=kill:delay_enter=500000 \
+	    -p "$dpid" 2>/dev/null &
+	SPID=$!
+	for i in $(seq 50); do
+		[ "$(awk '$1 == "TracerPid:" {print $2}' /proc/$dpid/status 2>/dev/null)" = "$SPID" ] &&
+		    break
+		sleep 0.1
+	done
+	if python3 - "$z" <<'EOF_PY'
+import ctypes, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.syscall(438, os.pidfd_open(int(sys.argv[1])), 3, 0)	# pidfd_getfd; 3: SESS_ZYGOTE_FD
+if fd < 0:
+    sys.exit(1)
+socket.socket(fileno=fd).send(b"bad")	# shorter than a frame header
+EOF_PY
+	then
+		for i in $(seq 50); do
+			grep -q 'event=zygote_exit' $dir/sessiond.log && break
+			sleep 0.1
+		done
+		strace_stop
+		assert_match "broken zygote link: the daemon drops the zygote" \
+		    "$(cat $dir/sessiond.log)" "event=zygote_down pid=$z why=protocol"
+		exec_code 'print(keep)' "$keep"
+		assert_eq "broken zygote link: a running session survives" "$STATUS $(jget .stdout)" "200 42"
+		assert_eq "broken zygote link: the zygote killed no session" \
+		    "$(grep -c 'event=zygote_orphaned' $dir/sessiond.log)" 0
+	else
+		strace_stop
+		skip "pidfd_getfd(2) refused: no broken zygote link"
+	fi
 	PYEXEC_URL=$SAVED_URL
 	t_stack_stop $port
 fi
