@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1628,7 +1629,7 @@ dispatch_event(struct evh *h, uint32_t events)
 static int
 loop_timeout(uint64_t now)
 {
-	uint64_t next = UINT64_MAX;
+	uint64_t next = UINT64_MAX, ms;
 	struct sess *s;
 
 	TAILQ_FOREACH(s, &sessions, s_entry)
@@ -1649,7 +1650,13 @@ loop_timeout(uint64_t now)
 	if (next <= now)
 		return 0;
 	/* Round up: waking early only costs another turn of the loop. */
-	return (int)((next - now + 999999) / 1000000);
+	ms = (next - now + 999999) / 1000000;
+	/*
+	 * An idle timeout may be 30 days, more milliseconds than an int
+	 * holds: converted, it would be negative, which epoll_wait takes
+	 * for "no timeout".  Waking early is harmless, as above.
+	 */
+	return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
 static void
