@@ -119,7 +119,7 @@ struct sess {
 	unsigned	 s_qlen;
 	struct job	*s_job;		/* running */
 	uint64_t	 s_deadline;	/* ns, 0: none */
-	uint64_t	 s_run_ns;	/* when the running job started */
+	uint64_t	 s_run_ns;	/* when the running job started; 0: none */
 	uint64_t	 s_born_ns, s_last_ns;
 	uint64_t	 s_oom_base;	/* OOM kills seen at the end of the last run */
 	struct obuf	 s_o, s_e, s_r;
@@ -315,8 +315,9 @@ obuf_add(struct obuf *b, const uint8_t *p, size_t n, size_t limit)
 
 /* ---- replies to FastCGI workers ---------------------------------------- */
 
+/* Counts an outcome; s: the session that ran it; timed: dur_us is its duration. */
 static void
-metrics_exec(int status, const struct sess *s, uint64_t dur_us)
+metrics_exec(int status, const struct sess *s, int timed, uint64_t dur_us)
 {
 	int i;
 
@@ -324,7 +325,7 @@ metrics_exec(int status, const struct sess *s, uint64_t dur_us)
 		metrics.pm_exec[status]++;
 	if (status == PROTO_S_OK && s != NULL && s->s_e.ob_len + s->s_e.ob_dropped > 0)
 		metrics.pm_exec_stderr++;
-	if (s != NULL) {
+	if (timed) {
 		for (i = 0; i < PROTO_HIST_BUCKETS; i++)
 			if (dur_us <= lat_bounds_us[i])
 				metrics.pm_lat_bucket[i]++;
@@ -358,11 +359,19 @@ job_reply(struct job *j, struct sess *s, int status, int ran)
 	struct conn *c = j->j_conn;
 	struct proto_result r;
 	struct proto_part parts[3];
-	int ok = status == PROTO_S_OK;
+	int ok = status == PROTO_S_OK, timed = ran && s->s_run_ns != 0;
 
 	if (c == NULL && !ran)
 		goto done;	/* cancelled before it ran: nobody asked any more */
-	metrics_exec(status, ran ? s : NULL, ran ? (now_ns() - s->s_run_ns) / 1000 : 0);
+	/*
+	 * A run is timed from its RUN's sending (s_run_ns), once.  One whose
+	 * RUN could not be sent (sess_dispatch) has no start of its own: the
+	 * time left is the last run's, or 0, and would be a false duration.
+	 */
+	metrics_exec(status, ran ? s : NULL, timed,
+	    timed ? (now_ns() - s->s_run_ns) / 1000 : 0);
+	if (ran)
+		s->s_run_ns = 0;
 	if (c == NULL)
 		goto done;
 	memset(&r, 0, sizeof(r));
