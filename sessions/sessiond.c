@@ -738,17 +738,16 @@ sess_exited(struct sess *s)
 		job_reply(j, s, started ? PROTO_S_NOT_FOUND : PROTO_S_INTERNAL, 0);
 	}
 	s->s_qlen = 0;
-	if (s->s_has_id || s->s_oneshot) {
-		if (s->s_counted) {
-			n_counted--;
-			s->s_counted = 0;
-		}
-		if (s->s_has_id)
-			log_info("event=session_end sid=%s reason=%s execs=%u lifetime_ms=%llu",
-			    sid_str(s, sid), s->s_end_reason ? s->s_end_reason : "exited",
-			    s->s_nexec, (unsigned long long)((now - s->s_born_ns) / 1000000));
-	} else
+	/* Given to a request (counted), or still the pool's: one count each. */
+	if (s->s_counted) {
+		n_counted--;
+		s->s_counted = 0;
+	} else if (!s->s_has_id && !s->s_oneshot)
 		n_pool--;
+	if (s->s_has_id)
+		log_info("event=session_end sid=%s reason=%s execs=%u lifetime_ms=%llu",
+		    sid_str(s, sid), s->s_end_reason ? s->s_end_reason : "exited",
+		    s->s_nexec, (unsigned long long)((now - s->s_born_ns) / 1000000));
 	if (!started && !stopping)
 		log_warn("event=child_lost serial=%u reason=%s", s->s_serial,
 		    s->s_end_reason ? s->s_end_reason : "exited");
@@ -1287,6 +1286,7 @@ static void
 conn_submit(struct conn *c, struct job *j, const struct proto_exec *pe)
 {
 	char sid[PROTO_ID_STRLEN + 1];
+	uint8_t id[PROTO_ID_LEN];
 	struct sess *s;
 
 	c->c_recv = NULL;
@@ -1310,6 +1310,13 @@ conn_submit(struct conn *c, struct job *j, const struct proto_exec *pe)
 			job_reply(j, NULL, PROTO_S_FULL, 0);
 			return;
 		}
+		/* The id first: a failure then has nothing to give back. */
+		if (pe->pe_mode != PROTO_MODE_SCRIPT && proto_id_new(id) == -1) {
+			log_err("func=%s no random bytes for a session id errno=\"%s\"",
+			    __func__, strerror(errno));
+			job_reply(j, NULL, PROTO_S_INTERNAL, 0);
+			return;
+		}
 		if ((s = pool_take()) != NULL) {
 			n_pool--;
 			pool_hold_ns = j->j_queued_ns + POOL_REFILL_DELAY_NS;
@@ -1327,11 +1334,7 @@ conn_submit(struct conn *c, struct job *j, const struct proto_exec *pe)
 		if (pe->pe_mode == PROTO_MODE_SCRIPT)
 			s->s_oneshot = 1;
 		else {
-			if (proto_id_new(s->s_id) == -1) {
-				sess_kill(s, PROTO_S_INTERNAL, "no_random");
-				job_reply(j, NULL, PROTO_S_INTERNAL, 0);
-				return;
-			}
+			memcpy(s->s_id, id, PROTO_ID_LEN);
 			s->s_has_id = 1;
 			log_info("event=session_start sid=%s uid=%u pid=%d",
 			    sid_str(s, sid), cfg.uid_base + s->s_uid, (int)s->s_pid);
