@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,7 @@
 #define POOL_REFILL_DELAY_NS	(10 * 1000000ull)
 /* Pool children warm up unless the pool ran short this recently. */
 #define POOL_WARM_QUIET_NS	(250 * 1000000ull)
+#define ZYGOTE_READ_MAX		64	/* frames read from the zygote per wakeup */
 
 enum ev_kind {
 	EV_LISTEN, EV_SIGNAL, EV_ZYGOTE, EV_CONN,
@@ -105,6 +107,8 @@ struct sess {
 	int		 s_warm;	/* told to warm up before ready */
 	int		 s_counted;	/* counts toward max_sessions */
 	int		 s_frozen;	/* its cgroup frozen since its last run */
+	int		 s_started;	/* the child said ready: it could run code */
+	int		 s_early_ready;	/* it said so before FORKED named its pid */
 	enum sess_state	 s_state;
 	uint32_t	 s_serial;
 	unsigned	 s_uid;		/* index into the uid range */
@@ -116,7 +120,7 @@ struct sess {
 	unsigned	 s_qlen;
 	struct job	*s_job;		/* running */
 	uint64_t	 s_deadline;	/* ns, 0: none */
-	uint64_t	 s_run_ns;	/* when the running job started */
+	uint64_t	 s_run_ns;	/* when the running job started; 0: none */
 	uint64_t	 s_born_ns, s_last_ns;
 	uint64_t	 s_oom_base;	/* OOM kills seen at the end of the last run */
 	struct obuf	 s_o, s_e, s_r;
@@ -192,6 +196,7 @@ static struct proto_msg	 rx;	/* one receive buffer: the loop is single-threaded 
 
 static void	sess_kill(struct sess *, int, const char *);
 static void	sess_dispatch(struct sess *);
+static void	sess_ready(struct sess *);
 static void	conn_close(struct conn *);
 static void	pool_fill(uint64_t);
 
@@ -311,8 +316,9 @@ obuf_add(struct obuf *b, const uint8_t *p, size_t n, size_t limit)
 
 /* ---- replies to FastCGI workers ---------------------------------------- */
 
+/* Counts an outcome; s: the session that ran it; timed: dur_us is its duration. */
 static void
-metrics_exec(int status, const struct sess *s, uint64_t dur_us)
+metrics_exec(int status, const struct sess *s, int timed, uint64_t dur_us)
 {
 	int i;
 
@@ -320,7 +326,7 @@ metrics_exec(int status, const struct sess *s, uint64_t dur_us)
 		metrics.pm_exec[status]++;
 	if (status == PROTO_S_OK && s != NULL && s->s_e.ob_len + s->s_e.ob_dropped > 0)
 		metrics.pm_exec_stderr++;
-	if (s != NULL) {
+	if (timed) {
 		for (i = 0; i < PROTO_HIST_BUCKETS; i++)
 			if (dur_us <= lat_bounds_us[i])
 				metrics.pm_lat_bucket[i]++;
@@ -354,11 +360,19 @@ job_reply(struct job *j, struct sess *s, int status, int ran)
 	struct conn *c = j->j_conn;
 	struct proto_result r;
 	struct proto_part parts[3];
-	int ok = status == PROTO_S_OK;
+	int ok = status == PROTO_S_OK, timed = ran && s->s_run_ns != 0;
 
 	if (c == NULL && !ran)
 		goto done;	/* cancelled before it ran: nobody asked any more */
-	metrics_exec(status, ran ? s : NULL, ran ? (now_ns() - s->s_run_ns) / 1000 : 0);
+	/*
+	 * A run is timed from its RUN's sending (s_run_ns), once.  One whose
+	 * RUN could not be sent (sess_dispatch) has no start of its own: the
+	 * time left is the last run's, or 0, and would be a false duration.
+	 */
+	metrics_exec(status, ran ? s : NULL, timed,
+	    timed ? (now_ns() - s->s_run_ns) / 1000 : 0);
+	if (ran)
+		s->s_run_ns = 0;
 	if (c == NULL)
 		goto done;
 	memset(&r, 0, sizeof(r));
@@ -635,7 +649,13 @@ sess_kill(struct sess *s, int status_for_job, const char *reason)
 	s->s_kill_status = status_for_job;
 	s->s_end_reason = reason;
 	s->s_state = S_DYING;	/* no longer findable: later requests get 404 */
-	s->s_deadline = 0;
+	/*
+	 * Its exit is seen through the pidfd.  Before FORKED has brought one,
+	 * the fork order's deadline stays: a zygote that never answers is
+	 * stuck (sess_timer), and the zygote's end ends the session.
+	 */
+	if (s->s_pidfd >= 0)
+		s->s_deadline = 0;
 	if (s->s_pidfd >= 0 && pidfd_signal(s->s_pidfd, SIGKILL) == -1 && errno != ESRCH)
 		log_err("func=%s pidfd_send_signal errno=\"%s\"", __func__, strerror(errno));
 	if (s->s_cg != NULL)
@@ -694,7 +714,11 @@ static void
 sess_exited(struct sess *s)
 {
 	char sid[PROTO_ID_STRLEN + 1];
-	int started = s->s_state >= S_IDLE, status;
+	/*
+	 * Not the state: a kill sets S_DYING, above S_IDLE, whether or not the
+	 * child had ever said ready.
+	 */
+	int started = s->s_started, status;
 	uint64_t now = now_ns();
 	struct job *j;
 
@@ -717,18 +741,17 @@ sess_exited(struct sess *s)
 		job_reply(j, s, started ? PROTO_S_NOT_FOUND : PROTO_S_INTERNAL, 0);
 	}
 	s->s_qlen = 0;
-	if (s->s_has_id || s->s_oneshot) {
-		if (s->s_counted) {
-			n_counted--;
-			s->s_counted = 0;
-		}
-		if (s->s_has_id)
-			log_info("event=session_end sid=%s reason=%s execs=%u lifetime_ms=%llu",
-			    sid_str(s, sid), s->s_end_reason ? s->s_end_reason : "exited",
-			    s->s_nexec, (unsigned long long)((now - s->s_born_ns) / 1000000));
-	} else
+	/* Given to a request (counted), or still the pool's: one count each. */
+	if (s->s_counted) {
+		n_counted--;
+		s->s_counted = 0;
+	} else if (!s->s_has_id && !s->s_oneshot)
 		n_pool--;
-	if (s->s_state < S_IDLE && !stopping)
+	if (s->s_has_id)
+		log_info("event=session_end sid=%s reason=%s execs=%u lifetime_ms=%llu",
+		    sid_str(s, sid), s->s_end_reason ? s->s_end_reason : "exited",
+		    s->s_nexec, (unsigned long long)((now - s->s_born_ns) / 1000000));
+	if (!started && !stopping)
 		log_warn("event=child_lost serial=%u reason=%s", s->s_serial,
 		    s->s_end_reason ? s->s_end_reason : "exited");
 	sess_release_fds(s);
@@ -842,22 +865,26 @@ sess_ctl_frame(struct sess *s, struct proto_msg *m)
 		goto bad;	/* children never send descriptors */
 	switch (h->ph_type) {
 	case PROTO_CHILD_READY:
-		if (s->s_state != S_STARTING || h->ph_len != 0)
+		if (h->ph_len != 0)
 			goto bad;
-		/*
-		 * What a warming child printed is in the pipes before it says
-		 * ready: read and dropped now, never taken for a run's output.
-		 */
-		sess_drain(s, EV_OUT);
-		sess_drain(s, EV_ERR);
-		s->s_state = S_IDLE;
-		s->s_last_ns = now_ns();
-		sess_set_idle_deadline(s);
-		spawn_backoff_ms = 0;
-		sess_dispatch(s);
+		if (s->s_state == S_FORKING && !s->s_early_ready) {
+			/*
+			 * The zygote writes the child's go byte before it sends
+			 * FORKED, and the two links are read in turns: a child
+			 * can say ready before we know its pid.  Kept until
+			 * FORKED, which makes it ready (zygote_frame).
+			 */
+			s->s_early_ready = 1;
+			return;
+		}
+		if (s->s_state != S_STARTING)
+			goto bad;
+		sess_ready(s);
 		return;
 	case PROTO_CHILD_FAIL:
-		if (s->s_state != S_STARTING)
+		/* Before FORKED too, as CHILD_READY; ended at once, pid or not. */
+		if ((s->s_state != S_STARTING && s->s_state != S_FORKING) ||
+		    s->s_early_ready)
 			goto bad;
 		snprintf(why, sizeof(why), "%.*s", (int)(h->ph_len < 200 ? h->ph_len : 200),
 		    (const char *)m->pm_payload);
@@ -913,6 +940,25 @@ bad:
 	sess_kill(s, PROTO_S_TERMINATED, "protocol");
 }
 
+/* The child said ready (now, or before FORKED): its session can run code. */
+static void
+sess_ready(struct sess *s)
+{
+	/*
+	 * What a warming child printed is in the pipes before it says
+	 * ready: read and dropped now, never taken for a run's output.
+	 */
+	sess_drain(s, EV_OUT);
+	sess_drain(s, EV_ERR);
+	s->s_early_ready = 0;
+	s->s_started = 1;
+	s->s_state = S_IDLE;
+	s->s_last_ns = now_ns();
+	sess_set_idle_deadline(s);
+	spawn_backoff_ms = 0;
+	sess_dispatch(s);
+}
+
 /*
  * The epoll set is level-triggered: one frame per wake-up, and a socket with
  * more queued is reported again.  (Reading on to EAGAIN would cost a system
@@ -962,8 +1008,18 @@ sess_timer(struct sess *s, uint64_t now)
 		} else
 			s->s_deadline = 0;
 		break;
+	case S_DYING:
+		if (s->s_pidfd >= 0) {
+			s->s_deadline = 0;
+			break;
+		}
+		/* Killed before its pid came: the fork order is still unanswered. */
+		/* FALLTHROUGH */
 	case S_FORKING:
-		/* The zygote answers fork orders at once; one that does not is stuck. */
+		/*
+		 * The zygote answers fork orders at once; one that does not is
+		 * stuck.  Its end (zygote_down) ends the sessions it left.
+		 */
 		log_err("event=zygote_stuck pid=%d", (int)zyg.pid);
 		if (zyg.pid > 0)
 			kill(zyg.pid, SIGKILL);
@@ -974,9 +1030,6 @@ sess_timer(struct sess *s, uint64_t now)
 		break;
 	case S_BURIED:
 		sess_bury(s, now);
-		break;
-	case S_DYING:
-		s->s_deadline = 0;
 		break;
 	}
 }
@@ -994,14 +1047,28 @@ zygote_down(const char *why)
 		log_info("event=zygote_stopped pid=%d", (int)zyg.pid);
 	else
 		log_err("event=zygote_down pid=%d why=%s", (int)zyg.pid, why);
-	close_fd(&zyg.fd);
-	zyg.ready = 0;
+	/*
+	 * Killed before its link is closed: a zygote that sees the link end
+	 * kills every child it forked (zygote_orphaned), and the sessions
+	 * that are running must outlive it.
+	 */
 	if (zyg.pid > 0)
 		kill(zyg.pid, SIGKILL);	/* reaped through SIGCHLD */
-	/* Fork orders it had not answered are lost. */
+	close_fd(&zyg.fd);
+	zyg.ready = 0;
+	/*
+	 * Fork orders it had not answered are lost, those of sessions
+	 * already killed too: without a pid they have no pidfd whose exit
+	 * would end them.  A child of theirs, if any, dies with its cgroup
+	 * (sess_kill, sess_bury), or at the end of its control socket,
+	 * closed here; one still waiting for its go byte, when the dead
+	 * zygote's end of that pipe closes.
+	 */
 	TAILQ_FOREACH_SAFE(s, &sessions, s_entry, tmp)
-		if (s->s_state == S_FORKING) {
-			s->s_end_reason = "zygote_down";
+		if (s->s_state == S_FORKING ||
+		    (s->s_state == S_DYING && s->s_pidfd < 0)) {
+			if (s->s_end_reason == NULL)
+				s->s_end_reason = "zygote_down";
 			sess_exited(s);
 		}
 	if (!stopping) {
@@ -1138,7 +1205,8 @@ zygote_frame(struct proto_msg *m)
 			break;
 		memcpy(&fk, m->pm_payload, sizeof(fk));
 		s = sess_by_serial(fk.pfk_serial);
-		if (s == NULL || (s->s_state > S_FORKING && s->s_state != S_DYING)) {
+		if (s == NULL || s->s_pidfd >= 0 ||
+		    (s->s_state != S_FORKING && s->s_state != S_DYING)) {
 			log_err("event=zygote_unknown_child serial=%u", fk.pfk_serial);
 			proto_msg_close_fds(m);
 			return;
@@ -1157,12 +1225,19 @@ zygote_frame(struct proto_msg *m)
 		m->pm_nfds = 0;
 		ep_add(s->s_pidfd, EPOLLIN, &s->s_ev_pid);
 		if (s->s_state == S_DYING) {
-			/* Ended before its pid was known (shutdown): finish the job now. */
+			/*
+			 * Ended before its pid was known: finish the job now; its
+			 * exit is seen through the pidfd, the fork order's
+			 * deadline (sess_kill) is done with.
+			 */
 			pidfd_signal(s->s_pidfd, SIGKILL);
+			s->s_deadline = 0;
 			return;
 		}
 		s->s_state = S_STARTING;
 		s->s_deadline = now_ns() + START_TIMEOUT_NS;
+		if (s->s_early_ready)
+			sess_ready(s);
 		return;
 	default:
 		break;
@@ -1171,18 +1246,27 @@ zygote_frame(struct proto_msg *m)
 	zygote_down("protocol");
 }
 
-/* One frame per wake-up, as sess_ctl_readable. */
+/*
+ * Unlike the other links, read on until it is empty: the zygote is trusted,
+ * it sends only answers to our fork orders, and an answer left queued is a
+ * session that cannot start (its child may be ready already).  Bounded, so
+ * the other descriptors still get their turn.
+ */
 static void
 zygote_readable(void)
 {
-	int r;
+	int i, r;
 
-	if (zyg.fd < 0)
-		return;
-	if ((r = proto_recv(zyg.fd, &rx)) == 1)
-		zygote_frame(&rx);
-	else if (r != -1 || (errno != EAGAIN && errno != EINTR))
+	for (i = 0; i < ZYGOTE_READ_MAX && zyg.fd >= 0; i++) {
+		if ((r = proto_recv(zyg.fd, &rx)) == 1) {
+			zygote_frame(&rx);	/* may end the link: zyg.fd -1 */
+			continue;
+		}
+		if (r == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
 		zygote_down(r == 0 ? "closed" : "protocol");
+		return;
+	}
 }
 
 /* ---- FastCGI workers ---------------------------------------------------- */
@@ -1214,6 +1298,7 @@ static void
 conn_submit(struct conn *c, struct job *j, const struct proto_exec *pe)
 {
 	char sid[PROTO_ID_STRLEN + 1];
+	uint8_t id[PROTO_ID_LEN];
 	struct sess *s;
 
 	c->c_recv = NULL;
@@ -1237,6 +1322,13 @@ conn_submit(struct conn *c, struct job *j, const struct proto_exec *pe)
 			job_reply(j, NULL, PROTO_S_FULL, 0);
 			return;
 		}
+		/* The id first: a failure then has nothing to give back. */
+		if (pe->pe_mode != PROTO_MODE_SCRIPT && proto_id_new(id) == -1) {
+			log_err("func=%s no random bytes for a session id errno=\"%s\"",
+			    __func__, strerror(errno));
+			job_reply(j, NULL, PROTO_S_INTERNAL, 0);
+			return;
+		}
 		if ((s = pool_take()) != NULL) {
 			n_pool--;
 			pool_hold_ns = j->j_queued_ns + POOL_REFILL_DELAY_NS;
@@ -1254,11 +1346,7 @@ conn_submit(struct conn *c, struct job *j, const struct proto_exec *pe)
 		if (pe->pe_mode == PROTO_MODE_SCRIPT)
 			s->s_oneshot = 1;
 		else {
-			if (proto_id_new(s->s_id) == -1) {
-				sess_kill(s, PROTO_S_INTERNAL, "no_random");
-				job_reply(j, NULL, PROTO_S_INTERNAL, 0);
-				return;
-			}
+			memcpy(s->s_id, id, PROTO_ID_LEN);
 			s->s_has_id = 1;
 			log_info("event=session_start sid=%s uid=%u pid=%d",
 			    sid_str(s, sid), cfg.uid_base + s->s_uid, (int)s->s_pid);
@@ -1565,7 +1653,7 @@ dispatch_event(struct evh *h, uint32_t events)
 static int
 loop_timeout(uint64_t now)
 {
-	uint64_t next = UINT64_MAX;
+	uint64_t next = UINT64_MAX, ms;
 	struct sess *s;
 
 	TAILQ_FOREACH(s, &sessions, s_entry)
@@ -1586,7 +1674,13 @@ loop_timeout(uint64_t now)
 	if (next <= now)
 		return 0;
 	/* Round up: waking early only costs another turn of the loop. */
-	return (int)((next - now + 999999) / 1000000);
+	ms = (next - now + 999999) / 1000000;
+	/*
+	 * An idle timeout may be 30 days, more milliseconds than an int
+	 * holds: converted, it would be negative, which epoll_wait takes
+	 * for "no timeout".  Waking early is harmless, as above.
+	 */
+	return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
 static void

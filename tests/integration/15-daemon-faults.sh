@@ -1,0 +1,107 @@
+#!/bin/bash
+# servers: one  (daemon behaviour: the same behind every web server)
+# Failures inside the daemon's own paths, made with signals and strace on a
+# stack of its own (port 18716):
+# - A request for a session whose child died while idle, read by the daemon
+#   before it notices the death: the RUN cannot be sent, the request is
+#   answered "session terminated", and no duration is invented for a run
+#   that never started (the latency histogram, GET /metrics).  The daemon is
+#   held with SIGSTOP while the request reaches its socket and the child is
+#   killed, so that it reads the request first.
+# - No random bytes for a new session's id (getrandom fails): that request
+#   answers 500 and nothing is counted or taken from the pool for it.
+. "$(dirname "$0")/../lib.sh"
+
+port=18716
+dir=/run/pyexec-dev/$port
+
+metric() { curl -s "$PYEXEC_URL/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
+
+if ! t_stack_start $port pool_size=1; then
+	not_ok "a stack with pool_size=1 starts"
+	sed 's/^/# /' "$T_TMP/stack-$port.log"
+	t_done
+	exit 1
+fi
+PYEXEC_URL=http://127.0.0.1:$port
+dpid=$(cat $dir/sessiond.pid)
+z=$(pgrep -P "$dpid" -x pyexec-sessiond | head -n 1)
+
+# A few times: a worker thread's first request opens its connection, which
+# the daemon reads one turn later, after the death; then the id is gone (404)
+# and nothing is checked.
+hit=0
+for k in 1 2 3 4 5; do
+	exec_code 'import os; print(os.getuid())'
+	s=$(jget .id)
+	u=$(jget .stdout)
+	# The last run ended long enough ago to show in a false duration.
+	sleep 1
+	c0=$(metric pyexec_execution_seconds_count)
+	t0=$(metric 'pyexec_executions_total{outcome="terminated"}')
+	kill -STOP "$dpid"
+	curl -s -o "$T_TMP/run" -w '%{http_code}' --max-time 60 -X POST \
+	    -H 'Content-Type: application/json' \
+	    --data-binary "{\"code\": \"print(2)\", \"id\": \"$s\"}" \
+	    "$PYEXEC_URL/execute" > "$T_TMP/run.status" &
+	cpid=$!
+	sleep 0.5
+	pkill -KILL -U "$u" -P "$z"
+	sleep 0.2
+	kill -CONT "$dpid"
+	wait "$cpid"
+	grep -q "event=child_unreachable" $dir/sessiond.log || continue
+	hit=1
+	assert_eq "RUN not sent: the request is answered session terminated" \
+	    "$(cat "$T_TMP/run.status") $(cat "$T_TMP/run")" \
+	    "200 {\"id\": \"$s\", \"error\": \"session terminated\"}"
+	assert_eq "RUN not sent: counted as terminated" \
+	    "$(metric 'pyexec_executions_total{outcome="terminated"}')" "$((t0 + 1))"
+	assert_eq "RUN not sent: no duration recorded" \
+	    "$(metric pyexec_execution_seconds_count)" "$c0"
+	break
+done
+[ $hit = 1 ] || skip "the daemon never read the request before the child's death"
+exec_code 'print("still")'
+assert_eq "the daemon still starts sessions" "$(jget .stdout)" still
+
+# --- no random bytes for a session id ----------------------------------------
+# strace makes each getrandom(2) of the daemon fail with EIO (in the daemon
+# only proto_id_new calls it, for session ids).
+if ! need_cmd strace; then
+	skip "strace(1) missing: no failing getrandom"
+else
+	# Sessions above were ended by their kill or are idle; count from here.
+	live0=$(metric pyexec_sessions_live)
+	for i in $(seq 50); do
+		[ "$(metric pyexec_pool_ready)" = 1 ] && break
+		sleep 0.1
+	done
+	strace -qq -o /dev/null -e trace=getrandom -e inject=getrandom:error=EIO \
+	    -p "$dpid" 2>/dev/null &
+	SPID=$!
+	for i in $(seq 50); do
+		[ "$(awk '$1 == "TracerPid:" {print $2}' /proc/$dpid/status 2>/dev/null)" = "$SPID" ] &&
+		    break
+		sleep 0.1
+	done
+	exec_code 'print(1)'
+	assert_eq "no random bytes: a new session answers 500" "$STATUS $BODY" \
+	    '500 {"error": "Internal server error"}'
+	exec_code 'print(1)'
+	assert_eq "no random bytes: again 500" "$STATUS" 500
+	exec_json '{"script": "def main():\n    return 3"}'
+	assert_eq "no random bytes: script mode needs no id" "$STATUS $BODY" '200 {"result": 3}'
+	kill "$SPID" 2>/dev/null
+	wait "$SPID" 2>/dev/null
+	assert_match "no random bytes: the daemon says so" "$(cat $dir/sessiond.log)" \
+	    "no random bytes for a session id"
+	sleep 1
+	assert_eq "no random bytes: no session left counted" \
+	    "$(metric pyexec_sessions_live)" "$live0"
+	assert_eq "no random bytes: the pool keeps its size" "$(metric pyexec_pool_ready)" 1
+	exec_code 'print("ids again")'
+	assert_eq "no random bytes: then sessions start again" "$(jget .stdout)" "ids again"
+fi
+t_stack_stop $port
+t_done
