@@ -13,7 +13,7 @@ now_ms() { date +%s%3N; }
 lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
 prompt_503() { [ "$1" = 503 ] && lt "$2" 6.5; }
 
-port=18714
+port=18717
 dir=/run/pyexec-dev/$port
 bound_ms=12400	# cfg_reply_bound_ms: (queue_max + 1) * (500 + 200 + 500) + 10000
 if ! t_stack_start $port queue_max=1 time_limit_ms=500; then
