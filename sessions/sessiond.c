@@ -52,6 +52,7 @@
 #define DRAIN_MAX		(1 << 20)	/* bytes read from a pipe per wakeup */
 #define SPAWN_BACKOFF_MAX_MS	5000
 #define START_TIMEOUT_NS	(30 * 1000000000ull)	/* fork to ready */
+#define ZYGOTE_START_NS		(300 * 1000000000ull)	/* zygote start to ready */
 /* A new session's child is not made to share the CPU with a fork at once. */
 #define POOL_REFILL_DELAY_NS	(10 * 1000000ull)
 /* Pool children warm up unless the pool ran short this recently. */
@@ -184,7 +185,8 @@ static struct {
 	struct evh	 ev;
 	uint64_t	 restart_ns;	/* 0: not waiting to restart */
 	unsigned	 backoff_ms;
-} zyg = { -1, -1, 0, { EV_ZYGOTE, NULL }, 0, 0 };
+	uint64_t	 start_ns;	/* when it was started */
+} zyg = { -1, -1, 0, { EV_ZYGOTE, NULL }, 0, 0, 0 };
 
 static struct proto_metrics metrics;
 static const uint64_t lat_bounds_us[PROTO_HIST_BUCKETS] = {
@@ -1017,10 +1019,19 @@ sess_timer(struct sess *s, uint64_t now)
 		/* FALLTHROUGH */
 	case S_FORKING:
 		/*
+		 * Orders sent while the zygote starts wait for its start (the
+		 * interpreter, the preloaded modules, the warm-up: tens of
+		 * seconds on a slow or busy machine), up to ZYGOTE_START_NS.
+		 */
+		if (!zyg.ready && zyg.pid > 0 && now < zyg.start_ns + ZYGOTE_START_NS) {
+			s->s_deadline = zyg.start_ns + ZYGOTE_START_NS;
+			break;
+		}
+		/*
 		 * The zygote answers fork orders at once; one that does not is
 		 * stuck.  Its end (zygote_down) ends the sessions it left.
 		 */
-		log_err("event=zygote_stuck pid=%d", (int)zyg.pid);
+		log_err("event=zygote_stuck pid=%d ready=%d", (int)zyg.pid, zyg.ready);
 		if (zyg.pid > 0)
 			kill(zyg.pid, SIGKILL);
 		s->s_deadline = 0;
@@ -1147,6 +1158,7 @@ zygote_start(void)
 	}
 	close(sv[1]);
 	zyg.pid = pid;
+	zyg.start_ns = now_ns();
 	zyg.fd = sv[0];
 	zyg.ready = 0;
 	if (set_nonblock(zyg.fd) == -1 ||
@@ -1198,6 +1210,11 @@ zygote_frame(struct proto_msg *m)
 		zyg.ready = 1;
 		zyg.backoff_ms = 0;
 		proto_msg_close_fds(m);
+		/* Orders that waited for the start: their answer is due from now. */
+		TAILQ_FOREACH(s, &sessions, s_entry)
+			if (s->s_pidfd < 0 && s->s_deadline != 0 &&
+			    (s->s_state == S_FORKING || s->s_state == S_DYING))
+				s->s_deadline = now_ns() + START_TIMEOUT_NS;
 		pool_fill(now_ns());
 		return;
 	case PROTO_FORKED:

@@ -10,6 +10,9 @@
 #   killed, so that it reads the request first.
 # - No random bytes for a new session's id (getrandom fails): that request
 #   answers 500 and nothing is counted or taken from the pool for it.
+# - A zygote slow to start (held with SIGSTOP for 35 s, longer than a fork
+#   order may wait once it runs) is not taken for a stuck one: a fork order
+#   sent meanwhile waits for it, and is answered once it is ready.
 . "$(dirname "$0")/../lib.sh"
 
 port=18716
@@ -102,6 +105,38 @@ else
 	assert_eq "no random bytes: the pool keeps its size" "$(metric pyexec_pool_ready)" 1
 	exec_code 'print("ids again")'
 	assert_eq "no random bytes: then sessions start again" "$(jget .stdout)" "ids again"
+fi
+
+# A zygote that takes its time to start: restarted, then held before ready.
+z=$(pgrep -P "$dpid" -x pyexec-sessiond | head -n 1)
+kill -9 "$z"
+nz=""
+for i in $(seq 500); do
+	nz=$(pgrep -P "$dpid" -x pyexec-sessiond | head -n 1)
+	[ -n "$nz" ] && [ "$nz" != "$z" ] && break
+	sleep 0.01
+done
+if [ -n "$nz" ] && [ "$nz" != "$z" ] && kill -STOP "$nz" &&
+    ! grep -q "event=zygote_ready pid=$nz" $dir/sessiond.log; then
+	exec_code 'print("from the pool")'	# takes the pool's child: a fork order goes out
+	assert_eq "slow zygote: the pool's child serves meanwhile" "$(jget .stdout)" "from the pool"
+	sleep 35
+	kill -CONT "$nz"
+	for i in $(seq 100); do
+		grep -q "event=zygote_ready pid=$nz" $dir/sessiond.log && break
+		sleep 0.1
+	done
+	check "slow zygote: not killed as stuck" \
+	    sh -c "! grep -q 'event=zygote_stuck' $dir/sessiond.log"
+	check "slow zygote: it becomes ready" grep -q "event=zygote_ready pid=$nz" $dir/sessiond.log
+	for i in $(seq 50); do [ "$(metric pyexec_pool_ready)" = 1 ] && break; sleep 0.1; done
+	assert_eq "slow zygote: the order sent meanwhile refilled the pool" \
+	    "$(metric pyexec_pool_ready)" 1
+	exec_code 'print("after")'
+	assert_eq "slow zygote: new sessions run" "$(jget .stdout)" "after"
+else
+	kill -CONT "$nz" 2>/dev/null
+	skip "slow zygote: the new zygote was ready before it could be held"
 fi
 t_stack_stop $port
 t_done
