@@ -827,7 +827,7 @@ sess_finish_run(struct sess *s)
 		end = 1;
 		reason = "memory";
 	} else if (interrupted && cg_tasks(s->s_cg) > 1) {
-		/* Threads still running after an interrupt cannot be stopped otherwise. */
+		/* Threads still running after an interrupt: the code that overran goes. */
 		end = 1;
 		reason = "timeout_threads";
 	} else if (s->s_oneshot) {
