@@ -135,6 +135,22 @@ t_stack_stop() {
 	"$PYEXEC_TOP/deploy/stack.sh" stop "$1" >/dev/null 2>&1 || true
 }
 
+# strace_attach PID STRACE_ARGS...: strace PID in the background (its output
+# dropped), SPID its pid; returns 0 once it is attached, 1 if not within 5 s
+# (strace left running: the caller decides).
+strace_attach() {
+	local pid=$1 i
+	shift
+	strace -qq -o /dev/null "$@" -p "$pid" 2>/dev/null &
+	SPID=$!
+	for i in $(seq 50); do
+		[ "$(awk '$1 == "TracerPid:" {print $2}' /proc/$pid/status 2>/dev/null)" = "$SPID" ] &&
+		    return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # need_cmd CMD...: prints nothing and returns 1 if a command is missing.
 need_cmd() {
 	local c

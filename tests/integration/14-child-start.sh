@@ -20,18 +20,11 @@ script() { exec_json "$(jq -cn --arg s "$1" '{script: $s}')"; }
 zygote_pid() { pgrep -P "$(cat $dir/sessiond.pid)" -x pyexec-sessiond | head -n 1; }
 # strace_zygote USECONDS: holds the zygote's answers that long; sets SPID.
 strace_zygote() {
-	local z i
+	local z
 	z=$(zygote_pid)
 	SPID=""
 	[ -n "$z" ] || return 1
-	strace -qq -o /dev/null -e trace=sendmsg -e inject=sendmsg:delay_enter="$1" \
-	    -p "$z" 2>/dev/null &
-	SPID=$!
-	for i in $(seq 50); do
-		[ "$(awk '$1 == "TracerPid:" {print $2}' /proc/$z/status 2>/dev/null)" = "$SPID" ] &&
-		    return 0
-		sleep 0.1
-	done
+	strace_attach "$z" -e trace=sendmsg -e inject=sendmsg:delay_enter="$1" && return 0
 	kill "$SPID" 2>/dev/null
 	wait "$SPID" 2>/dev/null
 	SPID=""
@@ -229,14 +222,7 @@ else
 	z=$(zygote_pid)
 	exec_code 'keep = 42'
 	keep=$(jget .id)
-	strace -qq -o /dev/null -e trace=kill -e inject=kill:delay_enter=500000 \
-	    -p "$dpid" 2>/dev/null &
-	SPID=$!
-	for i in $(seq 50); do
-		[ "$(awk '$1 == "TracerPid:" {print $2}' /proc/$dpid/status 2>/dev/null)" = "$SPID" ] &&
-		    break
-		sleep 0.1
-	done
+	strace_attach "$dpid" -e trace=kill -e inject=kill:delay_enter=500000 || true
 	if python3 - "$z" <<'EOF_PY'
 import ctypes, os, socket, sys
 libc = ctypes.CDLL(None, use_errno=True)

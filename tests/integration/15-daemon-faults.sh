@@ -80,14 +80,7 @@ else
 		[ "$(metric pyexec_pool_ready)" = 1 ] && break
 		sleep 0.1
 	done
-	strace -qq -o /dev/null -e trace=getrandom -e inject=getrandom:error=EIO \
-	    -p "$dpid" 2>/dev/null &
-	SPID=$!
-	for i in $(seq 50); do
-		[ "$(awk '$1 == "TracerPid:" {print $2}' /proc/$dpid/status 2>/dev/null)" = "$SPID" ] &&
-		    break
-		sleep 0.1
-	done
+	strace_attach "$dpid" -e trace=getrandom -e inject=getrandom:error=EIO || true
 	exec_code 'print(1)'
 	assert_eq "no random bytes: a new session answers 500" "$STATUS $BODY" \
 	    '500 {"error": "Internal server error"}'
