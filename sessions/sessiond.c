@@ -594,6 +594,7 @@ sess_set_idle_deadline(struct sess *s)
 static void
 sess_dispatch(struct sess *s)
 {
+	char sid[PROTO_ID_STRLEN + 1];
 	struct proto_run run;
 	struct proto_part part;
 	struct job *j;
@@ -617,11 +618,20 @@ sess_dispatch(struct sess *s)
 	obuf_reset(&s->s_o);
 	obuf_reset(&s->s_e);
 	obuf_reset(&s->s_r);
-	if (s->s_frozen && cg_freeze(s->s_cg, 0) == 0)
-		s->s_frozen = 0;
 	s->s_result = 0;
 	s->s_done_status = 0;
 	s->s_job = j;
+	if (s->s_frozen) {
+		if (cg_freeze(s->s_cg, 0) == -1) {
+			/* Still frozen, the run would only meet its time limit. */
+			log_err("func=%s sid=%s event=thaw_failed errno=\"%s\"", __func__,
+			    sid_str(s, sid), strerror(errno));
+			s->s_state = S_RUNNING;
+			sess_kill(s, PROTO_S_INTERNAL, "thaw_failed");
+			return;
+		}
+		s->s_frozen = 0;
+	}
 	memset(&run, 0, sizeof(run));
 	run.prn_mode = j->j_mode;
 	run.prn_code_len = j->j_len;

@@ -13,6 +13,8 @@
 # - A zygote slow to start (held with SIGSTOP for 35 s, longer than a fork
 #   order may wait once it runs) is not taken for a stuck one: a fork order
 #   sent meanwhile waits for it, and is answered once it is ready.
+# - A frozen session that cannot be thawed for its next run (pwrite64 of
+#   the freezer fails): 500 at once, and the session ends.
 . "$(dirname "$0")/../lib.sh"
 
 port=18716
@@ -98,6 +100,37 @@ else
 	assert_eq "no random bytes: the pool keeps its size" "$(metric pyexec_pool_ready)" 1
 	exec_code 'print("ids again")'
 	assert_eq "no random bytes: then sessions start again" "$(jget .stdout)" "ids again"
+fi
+
+# A session frozen between runs (a thread left behind) that cannot be thawed
+# for its next run: that run would only meet its time limit; it answers 500
+# at once, and the session ends.  The daemon's only pwrite64 is the freezer's.
+if ! need_cmd strace; then
+	skip "strace(1) missing: no failing thaw"
+elif ! grep -Eq 'cgroups=v2|event=cgroup_subtree path=[^ ]*/freezer/' $dir/sessiond.log; then
+	skip "no freezer here: sessions are not frozen between runs"
+else
+	exec_code $'import os, threading, time\nthreading.Thread(target=time.sleep, args=(600,), daemon=True).start()\nprint(os.getuid())'
+	s=$(jget .id)
+	u=$(jget .stdout)
+	assert_eq "failing thaw: the session starts" "$STATUS" 200
+	strace_attach "$dpid" -e trace=pwrite64 -e inject=pwrite64:error=EIO || true
+	t0=$(date +%s%N)
+	exec_code 'print("again")' "$s"
+	t1=$(date +%s%N)
+	kill "$SPID" 2>/dev/null
+	wait "$SPID" 2>/dev/null
+	assert_eq "failing thaw: the run answers 500" "$STATUS $BODY" \
+	    '500 {"error": "Internal server error"}'
+	check "failing thaw: at once, not at the time limit ($(( (t1 - t0) / 1000000 )) ms)" \
+	    test $(( (t1 - t0) / 1000000 )) -lt 1500
+	assert_match "failing thaw: the daemon says so" "$(cat $dir/sessiond.log)" \
+	    "event=thaw_failed"
+	exec_code 'print(1)' "$s"
+	assert_eq "failing thaw: the session is gone" "$STATUS $BODY" \
+	    "404 {\"error\": \"session not found\"}"
+	for i in $(seq 50); do pgrep -U "$u" >/dev/null || break; sleep 0.1; done
+	check "failing thaw: its processes are gone" sh -c "! pgrep -U '$u'"
 fi
 
 # A zygote that takes its time to start: restarted, then held before ready.
