@@ -38,7 +38,7 @@ CPPFLAGS += -D_GNU_SOURCE -Icommon -Isessions -Isandbox -Ifcgi_app \
 	    -DPYEXEC_PY_SITE='"$(PY_HOME)/lib/python3/dist-packages"'
 ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) $(CPPFLAGS)
 
-COMMON_SRCS  = common/log.c common/cfg.c
+COMMON_SRCS  = common/log.c common/cfg.c common/proc.c
 SANDBOX_SRCS = $(wildcard sandbox/*.c)
 SESSIOND_SRCS = $(COMMON_SRCS) sessions/proto.c sessions/sess_cgroup.c \
 		sessions/sessiond.c sessions/zygote.c sessions/child.c $(SANDBOX_SRCS)
@@ -64,12 +64,13 @@ $(BUILD)/pyexec-fcgi: $(call obj,$(FCGI_SRCS))
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # ---- unit tests: each links the module it tests and nothing else ----
-UNIT = test_proto test_sess_client test_fcgi_req test_cfg test_sandbox
+UNIT = test_proto test_sess_client test_fcgi_req test_cfg test_sandbox test_proc
 test_proto_SRCS	    = sessions/proto.c
 test_sess_client_SRCS = sessions/sess_client.c sessions/proto.c common/log.c
 test_fcgi_req_SRCS  = fcgi_app/fcgi_req.c fcgi_app/fcgi_json.c sessions/proto.c
 test_fcgi_req_LIBS  = $(JSON_LIBS)
 test_cfg_SRCS	    = common/cfg.c common/log.c
+test_proc_SRCS	    = common/proc.c common/log.c
 test_sandbox_SRCS   = $(SANDBOX_SRCS)
 test_sandbox_LIBS   = $(SECCOMP_LIBS) $(CAP_LIBS)
 

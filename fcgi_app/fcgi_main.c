@@ -36,10 +36,12 @@
 #include "cfg.h"
 #include "fcgi_req.h"
 #include "log.h"
+#include "proc.h"
 #include "sess_client.h"
 
 static struct cfg	cfg;
 static unsigned		reply_bound_ms;
+static const char	*sched;		/* the scheduling policy, for the start line */
 static unsigned long	req_counter;
 static pthread_mutex_t	req_counter_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -825,6 +827,8 @@ main(int argc, char **argv)
 		    "spawn-fcgi, Apache mod_fcgid or lighttpd");
 	signal(SIGPIPE, SIG_IGN);
 	reply_bound_ms = cfg_reply_bound_ms(&cfg);
+	/* Before the workers and their threads, which inherit it (proc.c). */
+	sched = proc_sched_batch();
 	if (cfg.fcgi_processes > 1)
 		fcgi_supervise();
 	fcgi_serve();
@@ -888,8 +892,8 @@ fcgi_serve(void)
 	for (i = 0; i < cfg.fcgi_threads; i++)
 		if (pthread_create(&tids[i], &attr, fcgi_worker, NULL) != 0)
 			fatal("pthread_create");
-	log_info("event=started threads=%u max_connections=%u socket=%s", cfg.fcgi_threads,
-	    conn_max, cfg.socket);
+	log_info("event=started threads=%u max_connections=%u socket=%s sched=%s",
+	    cfg.fcgi_threads, conn_max, cfg.socket, sched);
 	for (i = 0; i < cfg.fcgi_threads; i++)
 		pthread_join(tids[i], NULL);
 	free(tids);

@@ -34,6 +34,7 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "proc.h"
 #include "proto.h"
 #include "sess.h"
 #include "sess_cgroup.h"
@@ -1770,6 +1771,7 @@ main(int argc, char **argv)
 {
 	struct group gr, *grp = NULL;
 	char grbuf[4096], err[512];
+	const char *sched;
 	sigset_t mask;
 	struct rlimit rl;
 	int r;
@@ -1831,11 +1833,13 @@ main(int argc, char **argv)
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		fatal("epoll_create1");
 	ep_add(sig_fd, EPOLLIN, &ev_signal);
+	/* Before the zygote: it and every session inherit the policy (proc.c). */
+	sched = proc_sched_batch();
 	zygote_start();
 	listen_open();
 	log_info("event=started socket=%s cgroups=%s max_sessions=%u time_limit_ms=%u "
-	    "memory_limit_mb=%u pool_size=%u", cfg.socket, cg_mode(), cfg.max_sessions,
-	    cfg.time_limit_ms, cfg.memory_limit_mb, cfg.pool_size);
+	    "memory_limit_mb=%u pool_size=%u sched=%s", cfg.socket, cg_mode(), cfg.max_sessions,
+	    cfg.time_limit_ms, cfg.memory_limit_mb, cfg.pool_size, sched);
 	loop();
 	reap_children();
 	cg_fini();
