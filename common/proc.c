@@ -1,7 +1,7 @@
 /*
- * The scheduling policy.  A request crosses five processes (web server,
- * FastCGI worker, daemon, session, and back), each handing it to the next
- * over a socket.  Under SCHED_OTHER a wake-up may preempt the waker: on a
+ * The scheduling policy.  A request crosses four processes (web server,
+ * FastCGI worker, daemon, session) and comes back, each handing it to the
+ * next over a socket.  Under SCHED_OTHER a wake-up may preempt the waker: on a
  * busy machine the woken process took the CPU of the one that had just
  * written to it, which then needed the CPU back to go to sleep by itself,
  * two switches where one does.  A SCHED_BATCH task's wake-up never preempts
@@ -9,8 +9,8 @@
  * idle it runs there at once, so latency on an unloaded machine is the
  * same.  What `make bench` measured is in README.md, "Performance".
  *
- * A policy other than SCHED_OTHER was set by the operator (systemd's
- * CPUSchedulingPolicy=, chrt) and is kept.
+ * A policy other than SCHED_OTHER, or SCHED_OTHER with SCHED_RESET_ON_FORK,
+ * was set by the operator (systemd's CPUSchedulingPolicy=, chrt) and is kept.
  */
 #include <errno.h>
 #include <sched.h>
@@ -31,7 +31,7 @@ proc_sched_batch(void)
 		log_warn("event=sched_batch_failed errno=\"%s\"", strerror(errno));
 		return "other";
 	}
-	switch (pol) {
+	switch (pol & ~SCHED_RESET_ON_FORK) {
 	case SCHED_BATCH:	return "batch";
 	case SCHED_IDLE:	return "idle";
 	case SCHED_FIFO:	return "fifo";
