@@ -38,7 +38,8 @@ fuzz_request_LIBS	= $(JSON_LIBS)
 fuzz_request_MAXLEN	= 4096
 fuzz_request_RUNARGS	= -dict=tests/fuzz/json.dict
 
-DAEMON_SRCS	= tests/fuzz/fuzz_log.c common/cfg.c sessions/proto.c sessions/sess_cgroup.c
+DAEMON_SRCS	= tests/fuzz/fuzz_log.c common/cfg.c common/proc.c sessions/proto.c \
+		  sessions/sess_cgroup.c
 # Compiled into the target by #include, so only dependencies.
 DAEMON_DEPS	= sessions/sessiond.c common/log.c
 fuzz_daemon_conn_SRCS	= $(DAEMON_SRCS)
