@@ -151,6 +151,20 @@ strace_attach() {
 	return 1
 }
 
+# need_stack_files WHY FILE...: unless every FILE exists, the script ends
+# here with one skip saying WHY (a stack not started by deploy/stack.sh has
+# neither its pid files, logs nor configuration in /run/pyexec-dev/PORT).
+need_stack_files() {
+	local why=$1 f
+	shift
+	for f in "$@"; do
+		[ -e "$f" ] && continue
+		skip "$why"
+		t_done
+		exit
+	done
+}
+
 # need_cmd CMD...: prints nothing and returns 1 if a command is missing.
 need_cmd() {
 	local c

@@ -8,11 +8,8 @@
 dir=/run/pyexec-dev/${PYEXEC_PORT:-18700}
 flog=$dir/fcgi.log
 dlog=$dir/sessiond.log
-if [ ! -f "$flog" ] || [ ! -f "$dlog" ]; then
-	skip "the stack's logs are not in $dir (not started by deploy/stack.sh with spawn-fcgi workers)"
-	t_done
-	exit
-fi
+need_stack_files "the stack's logs are not in $dir (not started by deploy/stack.sh with spawn-fcgi workers)" \
+    "$flog" "$dlog"
 marker="secret$RANDOM$RANDOM"
 exec_code "print('$marker')"
 id=$(jget .id)

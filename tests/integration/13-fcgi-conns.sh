@@ -15,11 +15,8 @@
 . "$(dirname "$0")/../lib.sh"
 
 dir=/run/pyexec-dev/${PYEXEC_PORT:-18700}
-if [ ! -x "$dir/bin/pyexec-fcgi" ] || [ ! -f "$dir/pyexec.conf" ]; then
-	skip "no stack started by deploy/stack.sh in $dir"
-	t_done
-	exit
-fi
+need_stack_files "no stack started by deploy/stack.sh in $dir" \
+    "$dir/bin/pyexec-fcgi" "$dir/pyexec.conf"
 client=$PYEXEC_TOP/tests/integration/helpers/fcgi_client.py
 sock=$T_TMP/fcgi.sock
 spawn-fcgi -n -s "$sock" -M 0600 -u www-data -g www-data -- "$dir/bin/pyexec-fcgi" \

@@ -7,11 +7,8 @@
 . "$(dirname "$0")/../lib.sh"
 
 dir=/run/pyexec-dev/${PYEXEC_PORT:-18700}
-if [ ! -f "$dir/sessiond.pid" ] || [ ! -f "$dir/fcgi.pid" ]; then
-	skip "the stack's pid files are not in $dir (not started by deploy/stack.sh)"
-	t_done
-	exit
-fi
+need_stack_files "the stack's pid files are not in $dir (not started by deploy/stack.sh)" \
+    "$dir/sessiond.pid" "$dir/fcgi.pid"
 SCHED_BATCH=3
 
 # policies PID: the policy of each of its threads, one per line.
